@@ -1,0 +1,148 @@
+"""Every setting of the engine, read from the environment once into one typed object.
+
+The README's configuration table is generated from `FIELDS` (see `commerce settings`), so a
+new setting is documented by adding it here with its help text.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from decimal import Decimal
+from typing import Any, Mapping
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed."""
+
+
+def _setting(env: str, default: Any, help: str, secret: bool = False) -> Any:
+    return field(default=default, metadata={"env": env, "help": help, "secret": secret})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # Where the truth lives. Unset in `commerce dev` means embedded servers.
+    database_url: str | None = _setting("DATABASE_URL", None, "PostgreSQL URL; unset in `commerce dev` starts an embedded PostgreSQL")
+    redis_url: str | None = _setting("REDIS_URL", None, "Redis URL; unset in `commerce dev` starts an embedded Redis (Valkey)")
+    redis_prefix: str = _setting("REDIS_PREFIX", "commerce", "Prefix of every Redis key and Dramatiq queue namespace, so several deployments can share one Redis")
+    db_pool_min: int = _setting("DB_POOL_MIN", 2, "Smallest asyncpg pool size per process")
+    db_pool_max: int = _setting("DB_POOL_MAX", 20, "Largest asyncpg pool size per process")
+    db_command_timeout: float = _setting("DB_COMMAND_TIMEOUT", 10.0, "Seconds one database statement may take before it is cancelled")
+    dependency_retry_after: int = _setting("DEPENDENCY_RETRY_AFTER", 2, "Retry-After seconds sent with 503 when PostgreSQL or Redis is unreachable")
+
+    # HTTP.
+    host: str = _setting("HOST", "127.0.0.1", "Address the API binds to")
+    port: int = _setting("PORT", 8080, "Port the API binds to")
+    max_body_bytes: int = _setting("MAX_BODY_BYTES", 1_048_576, "Largest request body accepted; larger is 413")
+    max_json_depth: int = _setting("MAX_JSON_DEPTH", 32, "Deepest JSON nesting accepted; deeper is 400")
+    public_base_url: str = _setting("PUBLIC_BASE_URL", "http://127.0.0.1:8080", "Base URL the API is reached at (payment page links)")
+    log_format: str = _setting("LOG_FORMAT", "auto", "auto (console on a terminal, JSON otherwise), json or console")
+    log_level: str = _setting("LOG_LEVEL", "info", "debug, info, warning or error")
+    shutdown_grace: float = _setting("SHUTDOWN_GRACE", 10.0, "Seconds in-flight requests get to finish on SIGTERM")
+
+    # Identity.
+    jwt_keys: str | None = _setting("JWT_KEYS", None, "Signing keys as kid:secret pairs, comma separated; the first signs, the rest still verify (rotation). Required outside dev", secret=True)
+    jwt_issuer: str = _setting("JWT_ISSUER", "commerce-engine", "iss claim of access tokens")
+    jwt_audience: str = _setting("JWT_AUDIENCE", "commerce-api", "aud claim of access tokens")
+    access_token_ttl: int = _setting("ACCESS_TOKEN_TTL", 3600, "Access token lifetime in seconds")
+    refresh_token_ttl: int = _setting("REFRESH_TOKEN_TTL", 30 * 86400, "Refresh token lifetime in seconds")
+    login_max_failures: int = _setting("LOGIN_MAX_FAILURES", 5, "Failed logins per account or address before 429")
+    login_failure_window: int = _setting("LOGIN_FAILURE_WINDOW", 900, "Seconds failed logins are counted over")
+    default_tenant: str = _setting("DEFAULT_TENANT", "default", "Tenant slug used by anonymous requests without X-Tenant")
+
+    # Rate limits (requests per minute).
+    rate_limit_enabled: bool = _setting("RATE_LIMIT_ENABLED", True, "Turn the Redis rate limiter on or off")
+    rate_catalogue: int = _setting("RATE_CATALOGUE", 200, "Catalogue reads per minute per caller")
+    rate_cart: int = _setting("RATE_CART", 100, "Cart operations per minute per user")
+    rate_financial: int = _setting("RATE_FINANCIAL", 2, "POST /cart/checkout per minute per user")
+    rate_orders: int = _setting("RATE_ORDERS", 100, "Order operations per minute per user")
+    rate_api_key_standard: int = _setting("RATE_API_KEY_STANDARD", 1000, "Requests per minute for a standard-plan API key")
+    rate_api_key_enterprise: int = _setting("RATE_API_KEY_ENTERPRISE", 10000, "Requests per minute for an enterprise-plan API key")
+    trust_forwarded_for: bool = _setting("TRUST_FORWARDED_FOR", False, "Take the client address from X-Forwarded-For (only behind a trusted proxy)")
+
+    # Actors.
+    actor_mode: str = _setting("ACTOR_MODE", "batched", "batched (per-product actors coalesce reservations) or single (one transaction per reservation, the benchmark baseline)")
+    actor_mailbox_size: int = _setting("ACTOR_MAILBOX_SIZE", 1000, "Messages an actor's mailbox holds before it answers 503")
+    actor_idle_seconds: float = _setting("ACTOR_IDLE_SECONDS", 60.0, "Quiet seconds after which an actor is evicted")
+    actor_ask_timeout: float = _setting("ACTOR_ASK_TIMEOUT", 10.0, "Seconds a caller waits for an actor's answer")
+    actor_max_batch: int = _setting("ACTOR_MAX_BATCH", 256, "Most reservations a product actor applies in one transaction")
+
+    # Commerce rules.
+    currency: str = _setting("CURRENCY", "RUB", "Shop currency (ISO 4217)")
+    tax_rate: Decimal = _setting("TAX_RATE", Decimal("0.20"), "Tax rate applied to the discounted subtotal")
+    max_item_quantity: int = _setting("MAX_ITEM_QUANTITY", 99, "Most units of one item in a cart")
+    kyc_limit: Decimal = _setting("KYC_LIMIT", Decimal("100000"), "Order total above which the buyer's KYC must be verified")
+    payment_expiry_seconds: int = _setting("PAYMENT_EXPIRY_SECONDS", 1800, "Seconds an order may stay PENDING_PAYMENT")
+    refund_period_days: int = _setting("REFUND_PERIOD_DAYS", 14, "Days after delivery a refund may be requested")
+    idempotency_ttl_seconds: int = _setting("IDEMPOTENCY_TTL_SECONDS", 86400, "Seconds idempotency keys are kept")
+    restock_on_refund: bool = _setting("RESTOCK_ON_REFUND", True, "Return refunded items to stock")
+    auto_publish_verified_reviews: bool = _setting("AUTO_PUBLISH_VERIFIED_REVIEWS", False, "Publish reviews of verified purchasers at once")
+
+    # Payments and workers.
+    payment_webhook_secret: str | None = _setting("PAYMENT_WEBHOOK_SECRET", None, "HMAC secret of the sandbox payment provider's webhooks. Required outside dev", secret=True)
+    webhook_tolerance_seconds: int = _setting("WEBHOOK_TOLERANCE_SECONDS", 300, "Oldest webhook timestamp accepted")
+    broker: str = _setting("BROKER", "redis", "redis or rabbitmq")
+    rabbitmq_url: str | None = _setting("RABBITMQ_URL", None, "AMQP URL when BROKER=rabbitmq")
+    worker_processes: int = _setting("WORKER_PROCESSES", 2, "Processes `commerce worker` starts")
+    worker_threads: int = _setting("WORKER_THREADS", 4, "Threads per worker process")
+    outbox_poll_seconds: float = _setting("OUTBOX_POLL_SECONDS", 0.5, "How often the outbox relay looks for unsent rows")
+    scheduler_tick_seconds: float = _setting("SCHEDULER_TICK_SECONDS", 15.0, "Period of the expiry sweep and tracking sync")
+
+    dev_mode: bool = _setting("DEV_MODE", False, "Set by `commerce dev`: allows dev defaults for secrets and seeds demo accounts")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Read every field from `env` (default: os.environ), then apply `overrides`."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = f.metadata["env"]
+            if name in env and env[name] != "":
+                values[f.name] = _coerce(name, env[name], f.default)
+        values.update(overrides)
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> "Settings":
+        return replace(self, **changes)
+
+    def require_secrets(self) -> None:
+        """Outside dev mode every secret must be configured; raise naming the missing ones."""
+        if self.dev_mode:
+            return
+        missing = [f.metadata["env"] for f in fields(self) if f.metadata["secret"] and not getattr(self, f.name)]
+        if missing:
+            raise SettingsError("missing required secret setting(s): " + ", ".join(missing))
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(env name, default, help) for every setting: the README's configuration table."""
+        out = []
+        for f in fields(self):
+            default = "(unset)" if f.default is None else str(f.default)
+            if isinstance(f.default, bool):
+                default = str(f.default).lower()
+            out.append((f.metadata["env"], default, f.metadata["help"]))
+        return out
+
+
+def _coerce(name: str, raw: str, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            low = raw.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, Decimal):
+            return Decimal(raw)
+    except (ValueError, ArithmeticError):
+        raise SettingsError(f"{name}={raw!r} is not a valid {type(default).__name__}") from None
+    return raw
+
+
+FIELDS = fields(Settings)

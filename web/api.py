@@ -1,0 +1,233 @@
+"""Declared routes: each route states its body, query, response types, errors, auth, permission
+and rate-limit policy once. The same declaration drives request decoding, authorisation,
+rate limiting, response rendering and the OpenAPI document.
+
+    routes = RouteTable()
+
+    @routes.post("/cart/items", body=AddCartItem, response=AddCartItemResult, status=201,
+                 auth=REQUIRED, policy="cart", errors=("PRODUCT_NOT_FOUND", "INSUFFICIENT_STOCK"),
+                 tag="Cart", summary="Add item to cart")
+    async def add_item(req: Req) -> AddCartItemResult: ...
+
+A handler returns the `data` of the envelope (a msgspec Struct, dict or list), a `Reply` when it
+needs another status, meta or headers, or an aiohttp response for non-JSON pages.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+import msgspec
+from aiohttp import web
+
+from engine.errors import Forbidden, Unauthorized, ValidationError
+from engine.principal import Principal
+from web import keys
+from web.envelope import success
+
+PUBLIC, OPTIONAL, REQUIRED = "public", "optional", "required"
+_PARAM = re.compile(r"\{(\w+)\}")
+
+
+class Reply:
+    """A handler's answer when the declared status alone is not enough."""
+
+    __slots__ = ("data", "status", "meta", "headers")
+
+    def __init__(self, data: Any, *, status: int | None = None, meta: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        self.data, self.status, self.meta, self.headers = data, status, meta, headers
+
+
+@dataclass(slots=True)
+class Req:
+    """Everything a handler needs, decoded and checked before the handler runs."""
+
+    request: web.Request
+    principal: Principal
+    params: dict[str, Any]
+    body: Any = None
+    query: Any = None
+
+    @property
+    def app(self) -> web.Application:
+        return self.request.app
+
+    @property
+    def tenant_id(self) -> uuid.UUID:
+        return self.principal.tenant_id
+
+    @property
+    def idempotency_key(self) -> str | None:
+        key = self.request.headers.get("Idempotency-Key")
+        if key is not None and not (1 <= len(key) <= 255 and key.isprintable()):
+            raise ValidationError("Idempotency-Key must be 1-255 printable characters.",
+                                  details={"Idempotency-Key": ["must be 1-255 printable characters"]})
+        return key
+
+
+Handler = Callable[[Req], Awaitable[Any]]
+
+
+@dataclass(slots=True)
+class RouteSpec:
+    method: str
+    path: str                       # relative to the table's prefix, e.g. "/products/{id}"
+    handler: Handler
+    summary: str = ""
+    tag: str = "Misc"
+    body: Any = None                # msgspec type of the JSON body
+    query: Any = None               # msgspec Struct of the query string
+    response: Any = None            # msgspec type of `data`
+    status: int = 200
+    errors: tuple[str, ...] = ()    # documented error codes
+    auth: str = PUBLIC
+    permission: str | None = None   # e.g. "products:write": a staff permission or key scope
+    policy: str | None = None       # rate-limit policy name
+    idempotent: bool = False        # accepts Idempotency-Key
+    paginated: bool = False
+    text_params: tuple[str, ...] = ()  # path params that are not UUIDs
+    raw: bool = False               # handler returns its own aiohttp response (HTML pages)
+    full_path: str = ""
+
+
+@dataclass
+class RouteTable:
+    prefix: str = "/api/v1"
+    specs: list[RouteSpec] = field(default_factory=list)
+
+    def route(self, method: str, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        def deco(fn: Handler) -> Handler:
+            spec = RouteSpec(method=method, path=path, handler=fn, **kw)
+            spec.full_path = self.prefix + path
+            self.specs.append(spec)
+            return fn
+        return deco
+
+    def get(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("POST", path, **kw)
+
+    def put(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("PUT", path, **kw)
+
+    def patch(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("PATCH", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("DELETE", path, **kw)
+
+    def register(self, app: web.Application) -> None:
+        for spec in self.specs:
+            app.router.add_route(spec.method, spec.full_path, _endpoint(spec), name=None)
+
+
+# ----------------------------------------------------------------------------- decoding
+
+def _field_path(message: str) -> tuple[str, str]:
+    """Split msgspec's message into (field path, human message)."""
+    path = ""
+    m = re.search(r" - at `\$\.?(.*?)`$", message)
+    if m:
+        path = m.group(1)
+        message = message[: m.start()]
+    m = re.search(r"(unknown|missing required) field `(.+?)`", message)
+    if m:
+        path = f"{path}.{m.group(2)}" if path else m.group(2)
+        message = "unknown field" if m.group(1) == "unknown" else "required"
+    return path or "body", message
+
+
+def validation_error(exc: msgspec.ValidationError, root: str = "") -> ValidationError:
+    path, message = _field_path(str(exc))
+    if root and path == "body":
+        path = root
+    return ValidationError("Invalid input data.", details={path: [message]})
+
+
+async def decode_body(request: web.Request, typ: Any) -> Any:
+    if request.content_type != "application/json":
+        if not request.can_read_body:
+            raise ValidationError("A JSON body is required.", details={"body": ["required"]})
+        raise web.HTTPUnsupportedMediaType()
+    raw = await request.read()  # client_max_size turns an oversized body into 413
+    if not raw.strip():
+        raise ValidationError("A JSON body is required.", details={"body": ["required"]})
+    if b"\\u0000" in raw or b"\\U0000" in raw:
+        raise ValidationError("NUL characters are not allowed.", details={"body": ["contains NUL"]})
+    try:
+        return msgspec.json.decode(raw, type=typ)
+    except msgspec.ValidationError as exc:
+        raise validation_error(exc) from None
+    except msgspec.DecodeError as exc:
+        raise ValidationError("Malformed JSON.", details={"body": [str(exc)]}) from None
+    except RecursionError:
+        raise ValidationError("JSON is nested too deeply.", details={"body": ["nested too deeply"]}) from None
+
+
+def decode_query(request: web.Request, typ: Any) -> Any:
+    values: dict[str, Any] = {}
+    for key in request.query.keys():
+        got = request.query.getall(key)
+        if len(got) > 1:
+            raise ValidationError("Invalid query parameters.", details={key: ["given more than once"]})
+        if "\x00" in got[0]:
+            raise ValidationError("Invalid query parameters.", details={key: ["contains NUL"]})
+        values[key] = got[0]
+    try:
+        return msgspec.convert(values, typ, strict=False)
+    except msgspec.ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+def decode_params(request: web.Request, spec: RouteSpec) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for name, value in request.match_info.items():
+        if name in spec.text_params:
+            params[name] = value
+            continue
+        try:
+            params[name] = uuid.UUID(value)
+        except ValueError:
+            raise ValidationError("Invalid path parameter.", details={name: ["must be a UUID"]}) from None
+    return params
+
+
+# ----------------------------------------------------------------------------- endpoint
+
+def _endpoint(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def endpoint(request: web.Request) -> web.StreamResponse:
+        request["route_spec"] = spec
+        app = request.app
+        principal = await app[keys.AUTH].authenticate(request, required=spec.auth == REQUIRED)
+        request["principal"] = principal
+        if spec.auth == REQUIRED and principal.is_anonymous:
+            raise Unauthorized()
+        if spec.permission and not principal.can(spec.permission):
+            raise Forbidden(f"Requires `{spec.permission}` permission.")
+        limit_headers = await app[keys.LIMITER].check(request, principal, spec.policy)
+        request["rate_limit_headers"] = limit_headers
+        params = decode_params(request, spec)
+        req = Req(request=request, principal=principal, params=params)
+        if spec.query is not None:
+            req.query = decode_query(request, spec.query)
+        if spec.body is not None:
+            req.body = await decode_body(request, spec.body)
+        result = await spec.handler(req)
+        if isinstance(result, web.StreamResponse):
+            response = result
+        elif isinstance(result, Reply):
+            response = success(result.data, status=result.status or spec.status, meta=result.meta,
+                               headers=result.headers)
+        else:
+            response = success(result, status=spec.status)
+        response.headers.update(limit_headers)
+        return response
+
+    endpoint.__name__ = spec.handler.__name__
+    return endpoint

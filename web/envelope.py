@@ -1,0 +1,57 @@
+"""The storefront response envelope, used by every response (errors included)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+
+class Pagination(msgspec.Struct, rename="camel"):
+    total: int
+    page: int
+    page_size: int
+    total_pages: int
+    has_next: bool
+    has_previous: bool
+
+    @classmethod
+    def of(cls, total: int, page: int, page_size: int) -> "Pagination":
+        pages = math.ceil(total / page_size) if page_size else 0
+        return cls(total=total, page=page, page_size=page_size, total_pages=pages,
+                   has_next=page < pages, has_previous=page > 1)
+
+
+# Money is Decimal inside the engine; JSON shows it as a number in the major unit (2500, 25.99).
+# msgspec writes aware UTC datetimes with "Z"; the engine only hands it aware datetimes.
+_encoder = msgspec.json.Encoder(decimal_format="number")
+
+
+def encode(obj: Any) -> bytes:
+    return _encoder.encode(obj)
+
+
+def json_response(body: dict[str, Any] | msgspec.Struct, status: int = 200,
+                  headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=encode(body), status=status, headers=headers,
+                        content_type="application/json")
+
+
+def success(data: Any, *, status: int = 200, meta: dict[str, Any] | None = None,
+            headers: dict[str, str] | None = None) -> web.Response:
+    body: dict[str, Any] = {"success": True, "data": data}
+    if meta:
+        body["meta"] = meta
+    return json_response(body, status, headers)
+
+
+def failure(status: int, code: str, message: str, details: dict[str, list[str]] | None = None,
+            headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> web.Response:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        error["details"] = details
+    if extra:
+        error.update(extra)
+    return json_response({"success": False, "error": error}, status, headers)

@@ -1,0 +1,26 @@
+"""Typed application keys: every shared resource hangs off the app, none is a module global."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from engine.db import Database
+from engine.settings import Settings
+
+if TYPE_CHECKING:
+    from web.api import RouteTable
+    from web.auth import Authenticator
+    from web.metrics import Metrics
+    from web.ratelimit import RateLimiter
+
+SETTINGS = web.AppKey("settings", Settings)
+DB = web.AppKey("db", Database)
+REDIS = web.AppKey("redis", aioredis.Redis)
+METRICS: web.AppKey["Metrics"] = web.AppKey("metrics")
+AUTH: web.AppKey["Authenticator"] = web.AppKey("auth")
+LIMITER: web.AppKey["RateLimiter"] = web.AppKey("limiter")
+ROUTES: web.AppKey[list["RouteTable"]] = web.AppKey("routes")
+OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")

@@ -1,0 +1,51 @@
+"""Request ids, the canonical log line, metrics, and the JSON depth / body-size guards."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import structlog
+from aiohttp import web
+
+from web import keys
+
+log = structlog.get_logger("web")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def _route_label(request: web.Request) -> str:
+    info = request.match_info.route.resource
+    return info.canonical if info is not None else "unmatched"
+
+
+@web.middleware
+async def request_context(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    """Outermost middleware: bind the request id, time the request, write one log line."""
+    incoming = request.headers.get("X-Request-ID", "")
+    request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+    request["request_id"] = request_id
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    started = time.perf_counter()
+    response: web.StreamResponse | None = None
+    try:
+        response = await handler(request)
+        return response
+    finally:
+        elapsed = time.perf_counter() - started
+        status = response.status if response is not None else 500
+        if response is not None:
+            response.headers["X-Request-ID"] = request_id
+            for name, value in request.get("rate_limit_headers", {}).items():
+                response.headers.setdefault(name, value)
+        route = _route_label(request)
+        metrics = request.app[keys.METRICS]
+        metrics.requests.labels(request.method, route, str(status)).inc()
+        metrics.latency.labels(request.method, route).observe(elapsed)
+        principal = request.get("principal")
+        log.info("request", method=request.method, path=request.path, route=route, status=status,
+                 duration_ms=round(elapsed * 1000, 2),
+                 user_id=str(principal.user_id) if principal is not None and principal.user_id else None,
+                 tenant_id=str(principal.tenant_id) if principal is not None else None)

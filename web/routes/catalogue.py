@@ -1,0 +1,5 @@
+"""Routes of the catalogue feature (not built yet)."""
+
+from web.api import RouteTable
+
+routes = RouteTable()

@@ -1,0 +1,5 @@
+"""Routes of the identity feature (not built yet)."""
+
+from web.api import RouteTable
+
+routes = RouteTable()

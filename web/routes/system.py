@@ -1,0 +1,65 @@
+"""Liveness, readiness, metrics, and the API's own description."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+from aiohttp import web
+
+from web import keys
+from web.api import Reply, Req, RouteTable
+from web.envelope import failure
+
+_DOCS_PAGE = Path(__file__).resolve().parent.parent / "static" / "docs.html"
+
+routes = RouteTable(prefix="")
+api_routes = RouteTable()
+
+
+class Health(msgspec.Struct):
+    status: str
+
+
+class Readiness(msgspec.Struct):
+    status: str
+    postgres: bool
+    redis: bool
+
+
+@routes.get("/healthz", response=Health, tag="System", summary="Process is alive")
+async def healthz(req: Req) -> Health:
+    return Health(status="ok")
+
+
+@routes.get("/readyz", response=Readiness, tag="System", summary="PostgreSQL and Redis are reachable",
+            errors=("SERVICE_UNAVAILABLE",))
+async def readyz(req: Req) -> web.StreamResponse | Readiness:
+    pg = await req.app[keys.DB].ping()
+    try:
+        rd = bool(await req.app[keys.REDIS].ping())
+    except Exception:
+        rd = False
+    if pg and rd:
+        return Readiness(status="ready", postgres=True, redis=True)
+    settings = req.app[keys.SETTINGS]
+    return failure(503, "SERVICE_UNAVAILABLE", "Not ready: " + ", ".join(
+        name for name, up in (("postgres", pg), ("redis", rd)) if not up) + " unreachable.",
+        headers={"Retry-After": str(settings.dependency_retry_after)},
+        extra={"postgres": pg, "redis": rd})
+
+
+@routes.get("/metrics", tag="System", summary="Prometheus metrics", raw=True)
+async def metrics(req: Req) -> web.StreamResponse:
+    body = req.app[keys.METRICS].render()
+    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+
+@api_routes.get("/openapi.json", tag="System", summary="This API's OpenAPI 3.1 document", raw=True)
+async def openapi(req: Req) -> web.StreamResponse:
+    return web.json_response(req.app[keys.OPENAPI])
+
+
+@routes.get("/docs", tag="System", summary="Human-readable API reference", raw=True)
+async def docs(req: Req) -> web.StreamResponse:
+    return web.Response(body=_DOCS_PAGE.read_bytes(), content_type="text/html")
