@@ -28,7 +28,8 @@ from engine.principal import Principal
 from web import keys
 from web.envelope import success
 
-PUBLIC, OPTIONAL, REQUIRED = "public", "optional", "required"
+NONE, PUBLIC, OPTIONAL, REQUIRED = "none", "public", "optional", "required"
+_NO_TENANT = uuid.UUID(int=0)
 _PARAM = re.compile(r"\{(\w+)\}")
 
 
@@ -202,16 +203,18 @@ def decode_params(request: web.Request, spec: RouteSpec) -> dict[str, Any]:
 
 def _endpoint(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def endpoint(request: web.Request) -> web.StreamResponse:
-        request["route_spec"] = spec
         app = request.app
-        principal = await app[keys.AUTH].authenticate(request, required=spec.auth == REQUIRED)
-        request["principal"] = principal
+        if spec.auth == NONE:  # operational routes: no tenant, no credentials, no database
+            principal = Principal(tenant_id=_NO_TENANT)
+        else:
+            principal = await app[keys.AUTH].authenticate(request, required=spec.auth == REQUIRED)
+        request[keys.PRINCIPAL] = principal
         if spec.auth == REQUIRED and principal.is_anonymous:
             raise Unauthorized()
         if spec.permission and not principal.can(spec.permission):
             raise Forbidden(f"Requires `{spec.permission}` permission.")
         limit_headers = await app[keys.LIMITER].check(request, principal, spec.policy)
-        request["rate_limit_headers"] = limit_headers
+        request[keys.RATE_LIMIT_HEADERS] = limit_headers
         params = decode_params(request, spec)
         req = Req(request=request, principal=principal, params=params)
         if spec.query is not None:

@@ -10,6 +10,7 @@ import structlog
 from aiohttp import web
 
 from engine.errors import DomainError
+from web import keys
 from web.envelope import failure
 
 log = structlog.get_logger("web")
@@ -103,7 +104,7 @@ async def error_middleware(request: web.Request, handler):  # type: ignore[no-un
             raise
         return render_http_exception(exc)
     except Exception:
-        request_id = request.get("request_id", "-")
+        request_id = request.get(keys.REQUEST_ID, "-")
         log.exception("unhandled_error", path=request.path, method=request.method)
         return failure(500, "INTERNAL_ERROR", f"Internal error; quote request id {request_id}.",
                        extra={"requestId": request_id})

@@ -8,6 +8,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from engine.db import Database
+from engine.principal import Principal
 from engine.settings import Settings
 
 if TYPE_CHECKING:
@@ -24,3 +25,8 @@ AUTH: web.AppKey["Authenticator"] = web.AppKey("auth")
 LIMITER: web.AppKey["RateLimiter"] = web.AppKey("limiter")
 ROUTES: web.AppKey[list["RouteTable"]] = web.AppKey("routes")
 OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")
+
+# Per-request storage.
+REQUEST_ID = web.RequestKey("request_id", str)
+PRINCIPAL = web.RequestKey("principal", Principal)
+RATE_LIMIT_HEADERS: web.RequestKey[dict[str, str]] = web.RequestKey("rate_limit_headers")

@@ -25,7 +25,7 @@ async def request_context(request: web.Request, handler):  # type: ignore[no-unt
     """Outermost middleware: bind the request id, time the request, write one log line."""
     incoming = request.headers.get("X-Request-ID", "")
     request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
-    request["request_id"] = request_id
+    request[keys.REQUEST_ID] = request_id
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     started = time.perf_counter()
@@ -38,13 +38,13 @@ async def request_context(request: web.Request, handler):  # type: ignore[no-unt
         status = response.status if response is not None else 500
         if response is not None:
             response.headers["X-Request-ID"] = request_id
-            for name, value in request.get("rate_limit_headers", {}).items():
+            for name, value in request.get(keys.RATE_LIMIT_HEADERS, {}).items():
                 response.headers.setdefault(name, value)
         route = _route_label(request)
         metrics = request.app[keys.METRICS]
         metrics.requests.labels(request.method, route, str(status)).inc()
         metrics.latency.labels(request.method, route).observe(elapsed)
-        principal = request.get("principal")
+        principal = request.get(keys.PRINCIPAL)
         log.info("request", method=request.method, path=request.path, route=route, status=status,
                  duration_ms=round(elapsed * 1000, 2),
                  user_id=str(principal.user_id) if principal is not None and principal.user_id else None,

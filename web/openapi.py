@@ -7,7 +7,7 @@ from typing import Any, Iterable
 
 import msgspec
 
-from web.api import OPTIONAL, REQUIRED, RouteSpec
+from web.api import OPTIONAL, PUBLIC, REQUIRED, RouteSpec
 from web.errors import status_of
 
 _REF = "#/components/schemas/{name}"
@@ -103,7 +103,7 @@ def build(specs: Iterable[RouteSpec], *, title: str = "Commerce API", version: s
         if spec.idempotent:
             params.append({"name": "Idempotency-Key", "in": "header", "required": False,
                            "schema": {"type": "string", "minLength": 1, "maxLength": 255}})
-        if spec.auth == PUBLIC_TENANT_HEADER or spec.auth == OPTIONAL:
+        if spec.auth in (PUBLIC, OPTIONAL):
             params.append({"name": "X-Tenant", "in": "header", "required": False, "schema": {"type": "string"}})
         if params:
             op["parameters"] = params
@@ -163,5 +163,3 @@ def build(specs: Iterable[RouteSpec], *, title: str = "Commerce API", version: s
         },
     }
 
-
-PUBLIC_TENANT_HEADER = "public"
