@@ -1,0 +1,207 @@
+"""The `commerce` command: run, migrate, seed and operate the engine.
+
+    commerce dev      API + workers + scheduler in one process, embedded servers when no URLs
+    commerce serve    the API alone against configured URLs
+    commerce worker   Dramatiq worker processes alone
+    commerce migrate  apply schema migrations
+    commerce seed     demo data (idempotent)
+    commerce user     create users
+    commerce apikey   create, list, revoke API keys
+    commerce jobs     queue depths, outbox lag, dead letters; retry dead letters
+    commerce settings the configuration table (every environment variable with its default)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any, Sequence
+
+from engine.settings import Settings, SettingsError
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return Settings.from_env(**overrides)
+    except SettingsError as exc:
+        sys.exit(f"commerce: {exc}")
+
+
+def _require_urls(settings: Settings) -> None:
+    missing = [n for n, v in (("DATABASE_URL", settings.database_url), ("REDIS_URL", settings.redis_url)) if not v]
+    if missing:
+        sys.exit(f"commerce: {', '.join(missing)} must be set (or use `commerce dev` for embedded servers)")
+
+
+def cmd_dev(args: argparse.Namespace) -> None:
+    from ops.dev import run_dev
+
+    run_dev(host=args.host, port=args.port, data_dir=args.data_dir, products=args.products)
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from ops.serve import serve
+
+    settings = _settings(**({"host": args.host} if args.host else {}), **({"port": args.port} if args.port else {}))
+    _require_urls(settings)
+    try:
+        settings.require_secrets()
+    except SettingsError as exc:
+        sys.exit(f"commerce: {exc}")
+    serve(settings, processes=args.processes)
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    from workers.main import run
+
+    settings = _settings()
+    _require_urls(settings)
+    run(settings, processes=args.processes or settings.worker_processes, threads=args.threads or settings.worker_threads)
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    from engine.migrate import migrate
+
+    settings = _settings()
+    _require_urls_db(settings)
+    applied = asyncio.run(migrate(settings.database_url))  # type: ignore[arg-type]
+    print("applied: " + (", ".join(applied) if applied else "nothing (schema is current)"))
+
+
+def _require_urls_db(settings: Settings) -> None:
+    if not settings.database_url:
+        sys.exit("commerce: DATABASE_URL must be set")
+
+
+def cmd_seed(args: argparse.Namespace) -> None:
+    from ops.seed import seed
+    from ops.progress import ProgressBar
+
+    settings = _settings()
+    _require_urls_db(settings)
+    bar = ProgressBar("seeding products")
+    result = asyncio.run(seed(settings.database_url, products=args.products,  # type: ignore[arg-type]
+                              demo_accounts=args.demo_accounts, progress=bar.update))
+    bar.close()
+    print(result)
+
+
+def cmd_user_create(args: argparse.Namespace) -> None:
+    from engine.identity.cli_support import create_user
+
+    settings = _settings()
+    _require_urls_db(settings)
+    user_id = asyncio.run(create_user(settings, email=args.email, password=args.password, role=args.role,
+                                      tenant_slug=args.tenant, permissions=args.permission or []))
+    print(f"created {args.role} {args.email} ({user_id})")
+
+
+def cmd_apikey(args: argparse.Namespace) -> None:
+    from engine.identity import cli_support
+
+    settings = _settings()
+    _require_urls_db(settings)
+    if args.apikey_cmd == "create":
+        key_id, plaintext = asyncio.run(cli_support.create_api_key(
+            settings, tenant_slug=args.tenant, name=args.name, scopes=args.scope or [], plan=args.plan))
+        print(f"id:  {key_id}\nkey: {plaintext}\n(shown once: store it now)")
+    elif args.apikey_cmd == "list":
+        for row in asyncio.run(cli_support.list_api_keys(settings, tenant_slug=args.tenant)):
+            print("  ".join(str(v) for v in row.values()))
+    else:
+        revoked = asyncio.run(cli_support.revoke_api_key(settings, tenant_slug=args.tenant, key_id=args.key_id))
+        print("revoked" if revoked else "no such active key")
+        if not revoked:
+            sys.exit(1)
+
+
+def cmd_jobs(args: argparse.Namespace) -> None:
+    from workers import operations
+
+    settings = _settings()
+    _require_urls(settings)
+    if args.retry_dead:
+        print(f"re-enqueued {operations.retry_dead_letters(settings, queue=args.queue)} dead-lettered job(s)")
+        return
+    stats = asyncio.run(operations.queue_stats(settings)) if asyncio.iscoroutinefunction(operations.queue_stats) \
+        else operations.queue_stats(settings)
+    for key, value in stats.items():
+        print(f"{key:32} {value}")
+
+
+def cmd_settings(args: argparse.Namespace) -> None:
+    rows = Settings().describe()
+    print("| Variable | Default | Meaning |\n|---|---|---|")
+    for name, default, help_text in rows:
+        print(f"| `{name}` | `{default}` | {help_text} |")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="commerce", description="Actor-based commerce order engine.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("dev", help="API + workers + scheduler on embedded servers, migrated and seeded")
+    d.add_argument("--host", default="127.0.0.1")
+    d.add_argument("--port", type=int, default=8080)
+    d.add_argument("--data-dir", default=".data", help="where embedded servers keep their data (default ./.data)")
+    d.add_argument("--products", type=int, default=200, help="demo products to seed")
+    d.set_defaults(fn=cmd_dev)
+
+    s = sub.add_parser("serve", help="the API alone (DATABASE_URL, REDIS_URL, JWT_KEYS required)")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.add_argument("--processes", type=int, default=1, help="API processes sharing the port (SO_REUSEPORT)")
+    s.set_defaults(fn=cmd_serve)
+
+    w = sub.add_parser("worker", help="Dramatiq worker processes with the outbox relay and scheduler")
+    w.add_argument("--processes", type=int)
+    w.add_argument("--threads", type=int)
+    w.set_defaults(fn=cmd_worker)
+
+    sub.add_parser("migrate", help="apply schema migrations").set_defaults(fn=cmd_migrate)
+
+    sd = sub.add_parser("seed", help="demo catalogue, shipping methods, coupons (idempotent)")
+    sd.add_argument("--products", type=int, default=200)
+    sd.add_argument("--demo-accounts", action="store_true", help="also create the three demo accounts")
+    sd.set_defaults(fn=cmd_seed)
+
+    u = sub.add_parser("user", help="manage users").add_subparsers(dest="user_cmd", required=True)
+    uc = u.add_parser("create")
+    uc.add_argument("--email", required=True)
+    uc.add_argument("--password", required=True)
+    uc.add_argument("--role", choices=("customer", "staff", "partner"), required=True)
+    uc.add_argument("--tenant", default="default")
+    uc.add_argument("--permission", action="append", help="staff permission (repeatable); default all")
+    uc.set_defaults(fn=cmd_user_create)
+
+    k = sub.add_parser("apikey", help="manage API keys").add_subparsers(dest="apikey_cmd", required=True)
+    kc = k.add_parser("create")
+    kc.add_argument("--tenant", default="default")
+    kc.add_argument("--name", required=True)
+    kc.add_argument("--scope", action="append", help="e.g. products:read (repeatable)")
+    kc.add_argument("--plan", choices=("standard", "enterprise"), default="standard")
+    kl = k.add_parser("list")
+    kl.add_argument("--tenant", default="default")
+    kr = k.add_parser("revoke")
+    kr.add_argument("key_id")
+    kr.add_argument("--tenant", default="default")
+    for parser in (kc, kl, kr):
+        parser.set_defaults(fn=cmd_apikey)
+
+    j = sub.add_parser("jobs", help="queue depths, outbox lag, dead letters")
+    j.add_argument("--retry-dead", action="store_true", help="re-enqueue dead-lettered jobs")
+    j.add_argument("--queue")
+    j.set_defaults(fn=cmd_jobs)
+
+    sub.add_parser("settings", help="print the configuration table").set_defaults(fn=cmd_settings)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Running the API: one process, or several sharing a port (SO_REUSEPORT), with graceful
+shutdown on SIGTERM/SIGINT: stop accepting, finish in-flight requests, drain actors, close pools."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import signal
+from typing import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from engine.observability import configure_logging
+from engine.settings import Settings
+from web.app import create_app
+
+log = structlog.get_logger("serve")
+
+
+async def run_api(settings: Settings, stop: asyncio.Event, *, reuse_port: bool = False,
+                  on_ready: Callable[[], Awaitable[None] | None] | None = None) -> None:
+    """Serve until `stop` is set, then shut down gracefully."""
+    app = create_app(settings)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=settings.shutdown_grace,
+                           access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None)
+        await site.start()
+        log.info("api_listening", url=f"http://{settings.host}:{settings.port}")
+        if on_ready is not None:
+            result = on_ready()
+            if asyncio.iscoroutine(result):
+                await result
+        await stop.wait()
+        log.info("api_stopping")
+    finally:
+        await runner.cleanup()
+
+
+def stop_event_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def _serve_one(settings: Settings, reuse_port: bool) -> None:
+    configure_logging(settings.log_format, settings.log_level)
+
+    async def main() -> None:
+        await run_api(settings, stop_event_on_signals(), reuse_port=reuse_port)
+
+    asyncio.run(main())
+
+
+def serve(settings: Settings, processes: int = 1) -> None:
+    if processes <= 1:
+        _serve_one(settings, reuse_port=False)
+        return
+    ctx = multiprocessing.get_context("spawn")
+    children = [ctx.Process(target=_serve_one, args=(settings, True), daemon=False) for _ in range(processes)]
+    for c in children:
+        c.start()
+
+    def forward(signum: int, _frame: object) -> None:
+        for c in children:
+            if c.is_alive() and c.pid:
+                import os
+                os.kill(c.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for c in children:
+        c.join()
