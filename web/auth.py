@@ -1,27 +1,48 @@
 """Authentication: turns the request's credentials into a Principal.
 
-Bearer JWT access tokens (see engine.identity.tokens); anonymous callers get the tenant named by
-`X-Tenant` (a slug) or the default tenant. Bad credentials are always 401, never anonymous.
+- `Authorization: Bearer <jwt>`: an access token (see engine.identity.tokens), refused when its
+  `jti` or session is on the Redis deny list (logout, refresh-token theft) or its user is
+  disabled or gone. The tenant is the token's; `X-Tenant` is ignored.
+- `X-API-Key: ck_...`: a server-to-server key; the Principal has the key's tenant, scopes
+  (as permissions) and plan, and no user or role.
+- Neither: anonymous, in the tenant named by `X-Tenant` (a slug) or the default tenant.
+Bad credentials are always 401, never anonymous; both kinds at once are 401 too.
+
+Redis unavailable while checking the deny list: reads (GET/HEAD) go on (logged and counted;
+access tokens live one hour at most), anything else is 503 with Retry-After.
 """
 
 from __future__ import annotations
 
+from typing import Any, Callable
 from uuid import UUID
 
 from aiohttp import web
 
 from engine.db import Database
-from engine.errors import Unauthorized, ValidationError
+from engine.errors import ServiceUnavailable, Unauthorized, ValidationError
+from engine.identity import accounts, api_keys
+from engine.identity.revocation import Revocations
+from engine.identity.sessions import REDIS_DOWN
 from engine.identity.tokens import TokenIssuer
 from engine.principal import Principal
 from engine.settings import Settings
 
+# The refresh family (`sid`) of the bearer token of this request, for logout.
+SESSION_ID: web.RequestKey[Any] = web.RequestKey("session_id")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_MAX_SLUG = 63
+
 
 class Authenticator:
-    def __init__(self, settings: Settings, db: Database, tokens: TokenIssuer) -> None:
+    def __init__(self, settings: Settings, db: Database, tokens: TokenIssuer,
+                 revocations: Revocations | None = None,
+                 on_redis_down: Callable[[str, BaseException], None] = lambda what, exc: None) -> None:
         self.settings = settings
         self.db = db
         self.tokens = tokens
+        self.revocations = revocations
+        self._on_redis_down = on_redis_down
         self._tenants: dict[str, UUID] = {}
 
     async def tenant_id(self, slug: str) -> UUID:
@@ -29,6 +50,8 @@ class Authenticator:
         cached = self._tenants.get(slug)
         if cached is not None:
             return cached
+        if len(slug) > _MAX_SLUG:
+            raise ValidationError("Unknown tenant.", details={"X-Tenant": ["unknown tenant"]})
         async with self.db.connection() as conn:
             tid = await conn.fetchval("SELECT id FROM tenants WHERE slug = $1", slug)
         if tid is None:
@@ -38,13 +61,44 @@ class Authenticator:
 
     async def authenticate(self, request: web.Request, *, required: bool = False) -> Principal:
         header = request.headers.get("Authorization")
+        key = request.headers.get("X-API-Key")
+        if header and key:
+            raise Unauthorized("Send either a bearer token or an API key, not both.")
         if header:
-            scheme, _, token = header.partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
-                raise Unauthorized("Authorization must be a Bearer token.")
-            claims = self.tokens.decode_access(token.strip())
-            return Principal(tenant_id=claims.tenant_id, user_id=claims.user_id, role=claims.role,
-                             permissions=claims.permissions, token_id=claims.jti,
-                             token_expires_at=claims.expires_at)
+            return await self._bearer(request, header)
+        if key:
+            return await self._api_key(key.strip())
         slug = request.headers.get("X-Tenant") or self.settings.default_tenant
         return Principal(tenant_id=await self.tenant_id(slug))
+
+    async def _bearer(self, request: web.Request, header: str) -> Principal:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("Authorization must be a Bearer token.")
+        claims = self.tokens.decode_access(token.strip())
+        if self.revocations is not None:
+            try:
+                revoked = await self.revocations.is_revoked(claims.jti, claims.session_id)
+            except REDIS_DOWN as exc:
+                self._on_redis_down("revocation_check", exc)
+                if request.method not in SAFE_METHODS:
+                    raise ServiceUnavailable("Cannot verify the access token right now; retry shortly.",
+                                             extra={"retry_after": self.settings.dependency_retry_after}) from exc
+                revoked = False
+            if revoked:
+                raise Unauthorized("Access token has been revoked.")
+        async with self.db.connection() as conn:
+            active = await accounts.is_active(conn, claims.tenant_id, claims.user_id)
+        if not active:
+            raise Unauthorized("Account is disabled or no longer exists.")
+        request[SESSION_ID] = claims.session_id
+        return Principal(tenant_id=claims.tenant_id, user_id=claims.user_id, role=claims.role,
+                         permissions=claims.permissions, token_id=claims.jti,
+                         token_expires_at=claims.expires_at)
+
+    async def _api_key(self, plaintext: str) -> Principal:
+        async with self.db.connection() as conn:
+            key = await api_keys.authenticate(conn, plaintext)
+        if key is None:
+            raise Unauthorized("Invalid or revoked API key.")
+        return Principal(tenant_id=key.tenant_id, api_key_id=key.id, plan=key.plan, permissions=key.scopes)

@@ -1,15 +1,196 @@
-"""Rate limiting: the interface every route calls. `check` returns the X-RateLimit-* headers
-for the response or raises RateLimited (429 with Retry-After)."""
+"""Rate limiting: one limiter in Redis, shared by every API process.
+
+Algorithm: a sliding-window log, one sorted set per (limit, caller), checked and updated by one
+Lua script, so concurrent requests in any number of processes cannot both take the last slot,
+and no fixed-window boundary lets a double burst through: at most N requests are admitted in
+ANY 60-second window. Time comes from Redis (`TIME`), so API clocks need not agree. Refused
+requests are not recorded (a client hammering a limit is not locked out for longer).
+
+Which limits apply to a request (all of them are checked at once; the tightest answers):
+- the route's declared policy (catalogue, cart, financial, orders), per caller: the user for
+  bearer tokens, the key for API keys, the client address for anonymous callers;
+- for API keys, the key's plan (standard / enterprise), on every route.
+Limits are Settings fields (`rate_*`), per minute.
+
+Headers on every limited response: X-RateLimit-Limit, -Remaining, -Reset (epoch seconds at which
+the oldest counted request leaves the window, i.e. when a slot frees up) and -Policy. A refusal
+is 429 RATE_LIMIT_EXCEEDED with Retry-After.
+
+Redis unavailable (documented choice): every policy but `financial` fails OPEN (the request is
+served without limit headers; a warning is logged and `rate_limit_fail_open_total` counts it),
+because refusing all reads would turn a cache outage into a full outage. `financial` fails
+CLOSED with 503 + Retry-After: a checkout flood is worse than a short checkout pause. After a
+failure the limiter does not try Redis again for `_BREAKER_SECONDS`, so an outage does not add
+a connection attempt to every request; it recovers on its own when Redis returns.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+import math
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Callable
+
+import redis.asyncio as aioredis
+import structlog
 from aiohttp import web
 
+from engine.errors import RateLimited, ServiceUnavailable
+from engine.identity.sessions import REDIS_DOWN
 from engine.principal import Principal
+from engine.settings import Settings
+
+log = structlog.get_logger("ratelimit")
+
+POLICIES = ("catalogue", "cart", "financial", "orders")
+FAIL_CLOSED = frozenset({"financial"})
+WINDOW_MS = 60_000
+_BREAKER_SECONDS = 1.0
+
+# KEYS: one sorted set per limit. ARGV[1]: window (ms); ARGV[2]: this request's unique member;
+# ARGV[2 + i]: the limit of KEYS[i]. Admit only if every limit has room; then record in all.
+# Returns {admitted, now_ms, counts[], oldest_ms[]} (counts include this request if admitted).
+_SLIDING_WINDOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[1])
+local counts, oldest = {}, {}
+local admitted = 1
+for i, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  counts[i] = redis.call('ZCARD', key)
+  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  oldest[i] = tonumber(first[2] or now)
+  if counts[i] >= tonumber(ARGV[2 + i]) then admitted = 0 end
+end
+if admitted == 1 then
+  for i, key in ipairs(KEYS) do
+    redis.call('ZADD', key, now, ARGV[2])
+    redis.call('PEXPIRE', key, window)
+    counts[i] = counts[i] + 1
+  end
+end
+return {admitted, now, counts, oldest}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    policy: str      # the X-RateLimit-Policy value
+    key: str         # Redis key of this caller's window
+    limit: int       # requests per window
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    admitted: bool
+    limit: Limit
+    remaining: int
+    reset_epoch: int
+    retry_after: int
+
+    def headers(self) -> dict[str, str]:
+        return {"X-RateLimit-Limit": str(self.limit.limit), "X-RateLimit-Remaining": str(self.remaining),
+                "X-RateLimit-Reset": str(self.reset_epoch), "X-RateLimit-Policy": self.limit.policy}
+
+
+def policy_limit(settings: Settings, policy: str) -> int:
+    return {"catalogue": settings.rate_catalogue, "cart": settings.rate_cart,
+            "financial": settings.rate_financial, "orders": settings.rate_orders}[policy]
+
+
+def plan_limit(settings: Settings, plan: str | None) -> int:
+    return settings.rate_api_key_enterprise if plan == "enterprise" else settings.rate_api_key_standard
+
+
+def client_address(request: web.Request, settings: Settings) -> str:
+    """The caller's IP. Behind a trusted proxy, the last X-Forwarded-For entry (the address that
+    proxy saw; earlier entries are whatever the client chose to send)."""
+    raw = request.remote or ""
+    if settings.trust_forwarded_for:
+        forwarded = [p.strip() for p in request.headers.get("X-Forwarded-For", "").split(",") if p.strip()]
+        if forwarded:
+            raw = forwarded[-1]
+    try:
+        return str(ipaddress.ip_address(raw))
+    except ValueError:
+        return "unknown"
+
+
+def applicable_limits(settings: Settings, principal: Principal, policy: str | None, address: str) -> list[Limit]:
+    """Every limit this request counts against (empty: the route is not limited)."""
+    prefix = f"{settings.redis_prefix}:rl"
+    caller = f"addr:{address}" if principal.is_anonymous else principal.scope
+    limits = []
+    if policy is not None:
+        limits.append(Limit(policy, f"{prefix}:{policy}:{caller}", policy_limit(settings, policy)))
+    if principal.api_key_id is not None:
+        plan = principal.plan or "standard"
+        limits.append(Limit(f"api-key-{plan}", f"{prefix}:plan:{principal.api_key_id}", plan_limit(settings, plan)))
+    return limits
+
+
+def decide(limits: list[Limit], admitted: bool, now_ms: int, counts: list[int], oldest_ms: list[int]) -> Decision:
+    """The tightest limit's answer. Admitted: the limit with the fewest requests left. Refused:
+    among the exhausted limits, the one that frees a slot last."""
+    def free_at(i: int) -> int:
+        return oldest_ms[i] + WINDOW_MS
+
+    if admitted:
+        i = min(range(len(limits)), key=lambda j: (limits[j].limit - counts[j], limits[j].limit))
+        return Decision(True, limits[i], max(0, limits[i].limit - counts[i]), math.ceil(free_at(i) / 1000), 0)
+    exhausted = [j for j in range(len(limits)) if counts[j] >= limits[j].limit]
+    i = max(exhausted, key=lambda j: (free_at(j), -limits[j].limit))
+    retry = max(1, math.ceil((free_at(i) - now_ms) / 1000))
+    return Decision(False, limits[i], 0, math.ceil(free_at(i) / 1000), retry)
 
 
 class RateLimiter:
-    """No limits; the base of the Redis limiter."""
+    """No limits (rate limiting disabled); the interface every route calls."""
 
     async def check(self, request: web.Request, principal: Principal, policy: str | None) -> dict[str, str]:
+        return {}
+
+
+class RedisRateLimiter(RateLimiter):
+    def __init__(self, settings: Settings, redis: aioredis.Redis,
+                 on_fail_open: Callable[[str, BaseException], None] = lambda policy, exc: None,
+                 on_refused: Callable[[str], None] = lambda policy: None) -> None:
+        self._settings = settings
+        self._script = redis.register_script(_SLIDING_WINDOW)
+        self._on_fail_open = on_fail_open
+        self._on_refused = on_refused
+        self._skip_until = 0.0
+
+    async def check(self, request: web.Request, principal: Principal, policy: str | None) -> dict[str, str]:
+        """X-RateLimit-* headers for the response; raises RateLimited (429) or, for a
+        fail-closed policy while Redis is down, ServiceUnavailable (503)."""
+        limits = applicable_limits(self._settings, principal, policy,
+                                   client_address(request, self._settings))
+        if not limits:
+            return {}
+        try:
+            if time.monotonic() < self._skip_until:
+                raise ConnectionError("rate limiter: Redis marked unavailable")
+            admitted, now_ms, counts, oldest = await self._script(
+                keys=[lim.key for lim in limits],
+                args=[WINDOW_MS, uuid.uuid4().hex, *[lim.limit for lim in limits]])
+        except REDIS_DOWN as exc:
+            self._skip_until = time.monotonic() + _BREAKER_SECONDS
+            return self._redis_down(policy, exc)
+        decision = decide(limits, bool(admitted), int(now_ms), [int(c) for c in counts], [int(o) for o in oldest])
+        headers = decision.headers()
+        if not decision.admitted:
+            self._on_refused(decision.limit.policy)
+            raise RateLimited("Rate limit exceeded; retry later.",
+                              extra={"retry_after": decision.retry_after, "headers": headers})
+        return headers
+
+    def _redis_down(self, policy: str | None, exc: BaseException) -> dict[str, str]:
+        if policy in FAIL_CLOSED:
+            raise ServiceUnavailable("Rate limiting is unavailable; retry shortly.",
+                                     extra={"retry_after": self._settings.dependency_retry_after})
+        self._on_fail_open(policy or "api-key", exc)
         return {}

@@ -40,6 +40,7 @@ class AccessClaims:
     permissions: frozenset[str]
     jti: str
     expires_at: int
+    session_id: UUID | None = None   # the refresh family this token was issued with (logout revokes it)
 
 
 class TokenIssuer:
@@ -53,8 +54,12 @@ class TokenIssuer:
         self._audience = settings.jwt_audience
         self._ttl = settings.access_token_ttl
 
+    @property
+    def ttl(self) -> int:
+        return self._ttl
+
     def issue_access(self, *, user_id: UUID, tenant_id: UUID, role: str, permissions: frozenset[str] | list[str],
-                     now: int) -> tuple[str, AccessClaims]:
+                     now: int, session_id: UUID | None = None) -> tuple[str, AccessClaims]:
         kid, secret = self._keys[0]
         jti = secrets.token_urlsafe(16)
         exp = now + self._ttl
@@ -62,8 +67,10 @@ class TokenIssuer:
             "sub": str(user_id), "tid": str(tenant_id), "role": role, "perms": sorted(permissions),
             "typ": ACCESS, "iss": self._issuer, "aud": self._audience, "iat": now, "exp": exp, "jti": jti,
         }
+        if session_id is not None:
+            payload["sid"] = str(session_id)
         token = jwt.encode(payload, secret, algorithm=ALGORITHM, headers={"kid": kid})
-        return token, AccessClaims(user_id, tenant_id, role, frozenset(permissions), jti, exp)
+        return token, AccessClaims(user_id, tenant_id, role, frozenset(permissions), jti, exp, session_id)
 
     def decode_access(self, token: str) -> AccessClaims:
         """Verify signature, algorithm, kid, expiry, issuer, audience and type; else Unauthorized."""
@@ -78,8 +85,13 @@ class TokenIssuer:
                                 issuer=self._issuer, options={"require": REQUIRED_CLAIMS})
             if claims.get("typ") != ACCESS:
                 raise Unauthorized("Not an access token.")
+            perms = claims.get("perms", [])
+            if not isinstance(perms, list) or not all(isinstance(p, str) for p in perms):
+                raise Unauthorized()
+            sid = claims.get("sid")
             return AccessClaims(UUID(claims["sub"]), UUID(claims["tid"]), str(claims.get("role", "")),
-                                frozenset(claims.get("perms") or ()), str(claims["jti"]), int(claims["exp"]))
+                                frozenset(perms), str(claims["jti"]), int(claims["exp"]),
+                                UUID(sid) if sid is not None else None)
         except jwt.ExpiredSignatureError:
             raise Unauthorized("Access token has expired.") from None
         except (jwt.PyJWTError, ValueError, KeyError, TypeError):

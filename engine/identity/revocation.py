@@ -1,0 +1,39 @@
+"""The access-token deny list, in Redis so every API process sees a revocation at once.
+
+A revoked `jti` (logout) or session (refresh family: logout or theft detection) is kept only
+as long as an access token of it could still be valid, then Redis forgets it on its own.
+Redis errors are not caught here: the caller decides between failing open and closed.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import redis.asyncio as aioredis
+
+
+class Revocations:
+    def __init__(self, redis: aioredis.Redis, prefix: str, access_ttl: int) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._access_ttl = access_ttl
+
+    def _jti_key(self, jti: str) -> str:
+        return f"{self._prefix}:revoked:jti:{jti}"
+
+    def _session_key(self, session_id: UUID) -> str:
+        return f"{self._prefix}:revoked:sid:{session_id}"
+
+    async def revoke_token(self, jti: str, expires_at: int, now: int) -> None:
+        """Deny this access token until it expires."""
+        await self._redis.set(self._jti_key(jti), b"1", ex=max(1, expires_at - now + 1))
+
+    async def revoke_session(self, session_id: UUID) -> None:
+        """Deny every access token issued with this refresh family (they live at most access_ttl)."""
+        await self._redis.set(self._session_key(session_id), b"1", ex=self._access_ttl + 1)
+
+    async def is_revoked(self, jti: str, session_id: UUID | None) -> bool:
+        keys = [self._jti_key(jti)]
+        if session_id is not None:
+            keys.append(self._session_key(session_id))
+        return any(v is not None for v in await self._redis.mget(keys))
