@@ -1,5 +1,405 @@
-"""Routes of the cart feature (not built yet)."""
+"""The cart (`/api/v1/cart...`), exactly as the storefront document shapes it, and the staff's
+coupon management (`/api/v1/coupons`).
 
-from web.api import RouteTable
+Every cart command of a user runs inside that user's actor (`USER_ACTORS`, installed by
+`setup`), so one user's commands, checkout included, happen one at a time in this process.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, AsyncIterator, Awaitable, Callable, Literal, TypeVar
+from uuid import UUID
+
+import msgspec
+from aiohttp import web
+
+from engine import cart_store, coupons
+from engine.cart import CartLine, CartView
+from engine.errors import Forbidden, ValidationError
+from engine.money import to_api
+from engine.pricing import Quote
+from engine.user_actor import UserActors
+from web import keys
+from web.api import REQUIRED, Reply, Req, RouteTable
+from web.envelope import Pagination
 
 routes = RouteTable()
+coupon_routes = RouteTable()
+
+USER_ACTORS = web.AppKey("user_actors", UserActors)
+
+T = TypeVar("T")
+Money = Decimal  # exact; shown as a JSON number in the major unit (2500, 25.99)
+Quantity = Annotated[int, msgspec.Meta(ge=1, le=10_000)]  # the business maximum is a setting, checked later
+CouponCode = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^\s*[A-Za-z0-9_-]+\s*$")]
+
+
+# ----------------------------------------------------------------------------- wiring
+
+def setup(app: web.Application) -> None:
+    app.cleanup_ctx.append(_user_actors)
+
+
+async def _user_actors(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    actors = UserActors.from_settings(settings)
+    app[USER_ACTORS] = actors
+    try:
+        yield
+    finally:
+        await actors.shutdown(settings.shutdown_grace)
+
+
+def _user(req: Req) -> UUID:
+    """Carts belong to people: an API key (no user) has none."""
+    if req.principal.user_id is None:
+        raise Forbidden("The cart belongs to a user account.")
+    return req.principal.user_id
+
+
+async def _as_user(req: Req, fn: Callable[[UUID], Awaitable[T]]) -> T:
+    user_id = _user(req)
+    return await req.app[USER_ACTORS].run(user_id, lambda: fn(user_id))
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+# ----------------------------------------------------------------------------- shapes
+
+class CartProduct(msgspec.Struct, rename="camel"):
+    id: str
+    name: str
+    slug: str
+    sku: str
+    price: Money
+    compare_at_price: Money | None
+    thumbnail_url: str | None
+    status: str
+    stock_quantity: int | None
+
+
+class CartItem(msgspec.Struct, rename="camel"):
+    id: str
+    product: CartProduct
+    variant_id: str | None
+    variant_attributes: dict[str, str] | None
+    quantity: int
+    unit_price: Money
+    total_price: Money
+    added_at: dt.datetime
+
+
+class CartSummary(msgspec.Struct, rename="camel"):
+    subtotal: Money
+    discount: Money
+    shipping: Money | None
+    tax: Money
+    total: Money
+    currency: str
+    item_count: int
+    total_quantity: int
+
+
+class AppliedCoupon(msgspec.Struct, rename="camel"):
+    code: str
+    discount: Money
+    type: Literal["PERCENTAGE", "FIXED"]
+
+
+class CartResponse(msgspec.Struct, rename="camel"):
+    id: str
+    items: list[CartItem]
+    summary: CartSummary
+    applied_coupons: list[AppliedCoupon]
+    estimated_commission: Money | None
+    estimated_career_points: Money | None
+    updated_at: dt.datetime
+
+
+class ShortSummary(msgspec.Struct, rename="camel"):
+    total: Money
+    item_count: int
+    total_quantity: int
+
+
+class ProductRef(msgspec.Struct, rename="camel"):
+    id: str
+    name: str
+
+
+class AddCartItemRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    product_id: UUID
+    quantity: Quantity
+    variant_id: UUID | None = None
+
+
+class AddCartItemResponse(msgspec.Struct, rename="camel"):
+    cart_item_id: str
+    product: ProductRef
+    quantity: int
+    unit_price: Money
+    total_price: Money
+    cart_summary: ShortSummary
+
+
+class UpdateCartItemRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    quantity: Quantity
+
+
+class UpdateCartItemResponse(msgspec.Struct, rename="camel"):
+    cart_item_id: str
+    quantity: int
+    unit_price: Money
+    total_price: Money
+    cart_summary: ShortSummary
+
+
+class RemoveCartItemResponse(msgspec.Struct, rename="camel"):
+    message: str
+    cart_item_id: str
+    cart_summary: ShortSummary
+
+
+class ClearCartResponse(msgspec.Struct, rename="camel"):
+    message: str
+    items_removed: int
+
+
+class ApplyCouponRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    code: CouponCode
+
+
+def _display_status(line: CartLine) -> str:
+    if line.deleted:
+        return "ARCHIVED"
+    if line.status == "ACTIVE" and line.track_inventory and not line.stock_available:
+        return "OUT_OF_STOCK"
+    return line.status
+
+
+def _item(line: CartLine) -> CartItem:
+    return CartItem(
+        id=str(line.id),
+        product=CartProduct(id=str(line.product_id), name=line.product_name, slug=line.slug, sku=line.sku,
+                            price=to_api(line.product_price), compare_at_price=to_api(line.compare_at_price),
+                            thumbnail_url=line.thumbnail_url, status=_display_status(line),
+                            stock_quantity=line.stock_available),
+        variant_id=None if line.variant_id is None else str(line.variant_id),
+        variant_attributes=line.variant_attributes, quantity=line.quantity, unit_price=to_api(line.unit_price),
+        total_price=to_api(line.total_price), added_at=line.added_at)
+
+
+def _quote(req: Req, view: CartView) -> Quote:
+    return view.quote(tax_rate=req.app[keys.SETTINGS].tax_rate, now=_now())
+
+
+def _short(quote: Quote) -> ShortSummary:
+    return ShortSummary(total=to_api(quote.total), item_count=quote.item_count, total_quantity=quote.total_quantity)
+
+
+def _cart(req: Req, view: CartView) -> CartResponse:
+    quote = _quote(req, view)
+    partner = req.principal.is_partner
+    return CartResponse(
+        id=str(view.id), items=[_item(line) for line in view.lines],
+        summary=CartSummary(subtotal=to_api(quote.subtotal), discount=to_api(quote.discount), shipping=None,
+                            tax=to_api(quote.tax), total=to_api(quote.total),
+                            currency=req.app[keys.SETTINGS].currency, item_count=quote.item_count,
+                            total_quantity=quote.total_quantity),
+        applied_coupons=[AppliedCoupon(code=c.code, discount=to_api(c.discount), type=c.kind)
+                         for c in quote.applied_coupons],
+        estimated_commission=to_api(quote.estimated_commission) if partner else None,
+        estimated_career_points=to_api(quote.estimated_career_points) if partner else None,
+        updated_at=view.updated_at)
+
+
+# ----------------------------------------------------------------------------- cart
+
+_CART = dict(auth=REQUIRED, policy="cart", tag="Cart")
+
+
+@routes.get("/cart", response=CartResponse, summary="Get current cart", **_CART)
+async def get_cart(req: Req) -> CartResponse:
+    view = await _as_user(req, lambda uid: cart_store.read_cart(req.app[keys.DB], req.tenant_id, uid))
+    return _cart(req, view)
+
+
+@routes.post("/cart/items", body=AddCartItemRequest, response=AddCartItemResponse, status=201,
+             errors=("VALIDATION_ERROR", "PRODUCT_NOT_FOUND", "VARIANT_NOT_FOUND", "PRODUCT_UNAVAILABLE",
+                     "INSUFFICIENT_STOCK", "MAX_QUANTITY_EXCEEDED"), summary="Add item to cart", **_CART)
+async def add_item(req: Req) -> AddCartItemResponse:
+    b: AddCartItemRequest = req.body
+    view, line_id = await _as_user(req, lambda uid: cart_store.add_item(
+        req.app[keys.DB], req.tenant_id, uid, product_id=b.product_id, variant_id=b.variant_id,
+        quantity=b.quantity, max_item_quantity=req.app[keys.SETTINGS].max_item_quantity))
+    line = view.line(line_id)
+    assert line is not None  # added in the same transaction that read the view
+    return AddCartItemResponse(cart_item_id=str(line.id), product=ProductRef(id=str(line.product_id),
+                               name=line.product_name), quantity=line.quantity, unit_price=to_api(line.unit_price),
+                               total_price=to_api(line.total_price), cart_summary=_short(_quote(req, view)))
+
+
+@routes.patch("/cart/items/{id}", body=UpdateCartItemRequest, response=UpdateCartItemResponse,
+              errors=("VALIDATION_ERROR", "CART_ITEM_NOT_FOUND", "PRODUCT_UNAVAILABLE", "INSUFFICIENT_STOCK",
+                      "MAX_QUANTITY_EXCEEDED"), summary="Update cart item quantity", **_CART)
+async def update_item(req: Req) -> UpdateCartItemResponse:
+    line_id = req.params["id"]
+    view = await _as_user(req, lambda uid: cart_store.update_item(
+        req.app[keys.DB], req.tenant_id, uid, line_id, quantity=req.body.quantity,
+        max_item_quantity=req.app[keys.SETTINGS].max_item_quantity))
+    line = view.line(line_id)
+    assert line is not None
+    return UpdateCartItemResponse(cart_item_id=str(line.id), quantity=line.quantity,
+                                  unit_price=to_api(line.unit_price), total_price=to_api(line.total_price),
+                                  cart_summary=_short(_quote(req, view)))
+
+
+@routes.delete("/cart/items/{id}", response=RemoveCartItemResponse, errors=("CART_ITEM_NOT_FOUND",),
+               summary="Remove item from cart", **_CART)
+async def remove_item(req: Req) -> RemoveCartItemResponse:
+    line_id = req.params["id"]
+    view = await _as_user(req, lambda uid: cart_store.remove_item(req.app[keys.DB], req.tenant_id, uid, line_id))
+    return RemoveCartItemResponse(message="Item removed from cart", cart_item_id=str(line_id),
+                                  cart_summary=_short(_quote(req, view)))
+
+
+@routes.delete("/cart", response=ClearCartResponse, summary="Clear cart", **_CART)
+async def clear_cart(req: Req) -> ClearCartResponse:
+    removed = await _as_user(req, lambda uid: cart_store.empty_cart(req.app[keys.DB], req.tenant_id, uid))
+    return ClearCartResponse(message="Cart cleared successfully", items_removed=removed)
+
+
+@routes.post("/cart/coupons", body=ApplyCouponRequest, response=CartResponse,
+             errors=("VALIDATION_ERROR", "INVALID_COUPON"), summary="Apply a coupon to the cart", **_CART)
+async def apply_coupon(req: Req) -> CartResponse:
+    view = await _as_user(req, lambda uid: cart_store.apply_coupon(
+        req.app[keys.DB], req.tenant_id, uid, req.body.code, now=_now()))
+    return _cart(req, view)
+
+
+@routes.delete("/cart/coupons/{code}", response=CartResponse, text_params=("code",),
+               errors=("COUPON_NOT_FOUND",), summary="Remove a coupon from the cart", **_CART)
+async def remove_coupon(req: Req) -> CartResponse:
+    code = req.params["code"]
+    if not 1 <= len(code) <= 64:
+        raise ValidationError("Invalid coupon code.", details={"code": ["must be 1-64 characters"]})
+    view = await _as_user(req, lambda uid: cart_store.remove_coupon(req.app[keys.DB], req.tenant_id, uid, code))
+    return _cart(req, view)
+
+
+# ----------------------------------------------------------------------------- staff: coupons
+
+Amount = Decimal  # msgspec cannot bound a Decimal: `_amount` does
+_MAX_AMOUNT = Decimal("9999999999.99")  # numeric(12,2)
+Count = Annotated[int, msgspec.Meta(ge=1, le=1_000_000_000)]
+_COUPONS = dict(auth=REQUIRED, permission="coupons:write", tag="Coupons")
+
+
+class CouponIn(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    code: CouponCode
+    type: Literal["PERCENTAGE", "FIXED"]
+    value: Amount
+    starts_at: dt.datetime | None = None
+    ends_at: dt.datetime | None = None
+    min_order_amount: Amount | None = None
+    usage_limit: Count | None = None
+    per_user_limit: Count | None = None
+    active: bool = True
+
+
+class CouponPatch(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    active: bool | msgspec.UnsetType = msgspec.UNSET
+    ends_at: dt.datetime | None | msgspec.UnsetType = msgspec.UNSET      # null: no end
+    usage_limit: Count | None | msgspec.UnsetType = msgspec.UNSET       # null: unlimited
+
+
+class CouponOut(msgspec.Struct, rename="camel"):
+    id: str
+    code: str
+    type: str
+    value: Money
+    starts_at: dt.datetime | None
+    ends_at: dt.datetime | None
+    min_order_amount: Money | None
+    usage_limit: int | None
+    used_count: int
+    per_user_limit: int | None
+    active: bool
+    created_at: dt.datetime
+
+
+class CouponList(msgspec.Struct, rename="camel"):
+    coupons: list[CouponOut]
+
+
+class CouponQuery(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    page: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1
+    page_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
+    active: bool | None = None
+
+
+def _aware(value: dt.datetime | None, name: str) -> dt.datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValidationError("Timestamps need a time zone (e.g. Z).", details={name: ["must include a time zone"]})
+    return value
+
+
+def _amount(value: Decimal | None, name: str) -> Decimal | None:
+    if value is not None and not (value.is_finite() and 0 < value <= _MAX_AMOUNT):
+        raise ValidationError("Invalid amount.", details={name: [f"must be above 0 and at most {_MAX_AMOUNT}"]})
+    return value
+
+
+def _coupon(s: coupons.StoredCoupon) -> CouponOut:
+    c = s.coupon
+    return CouponOut(id=str(s.id), code=c.code, type=c.kind, value=to_api(c.value), starts_at=c.starts_at,
+                     ends_at=c.ends_at, min_order_amount=to_api(c.min_order), usage_limit=c.usage_limit,
+                     used_count=c.used_count, per_user_limit=c.per_user_limit, active=c.active,
+                     created_at=s.created_at)
+
+
+@coupon_routes.post("/coupons", body=CouponIn, response=CouponOut, status=201,
+                    errors=("VALIDATION_ERROR", "CONFLICT"), summary="Create a coupon", **_COUPONS)
+async def create_coupon(req: Req) -> CouponOut:
+    b: CouponIn = req.body
+    stored = await coupons.create_coupon(
+        req.app[keys.DB], req.tenant_id, code=b.code, kind=b.type, value=_amount(b.value, "value"),
+        starts_at=_aware(b.starts_at, "startsAt"), ends_at=_aware(b.ends_at, "endsAt"),
+        min_order=_amount(b.min_order_amount, "minOrderAmount"), usage_limit=b.usage_limit, per_user_limit=b.per_user_limit, active=b.active)
+    return _coupon(stored)
+
+
+@coupon_routes.get("/coupons", query=CouponQuery, response=CouponList, paginated=True,
+                   summary="List coupons", **_COUPONS)
+async def list_coupons(req: Req) -> Reply:
+    q: CouponQuery = req.query
+    items, total = await coupons.list_coupons(req.app[keys.DB], req.tenant_id, page=q.page, page_size=q.page_size,
+                                              active=q.active)
+    return Reply(CouponList(coupons=[_coupon(s) for s in items]),
+                 meta={"pagination": Pagination.of(total, q.page, q.page_size)})
+
+
+@coupon_routes.get("/coupons/{id}", response=CouponOut, errors=("COUPON_NOT_FOUND",), summary="One coupon",
+                   **_COUPONS)
+async def get_coupon(req: Req) -> CouponOut:
+    return _coupon(await coupons.get_coupon(req.app[keys.DB], req.tenant_id, req.params["id"]))
+
+
+@coupon_routes.patch("/coupons/{id}", body=CouponPatch, response=CouponOut,
+                     errors=("VALIDATION_ERROR", "COUPON_NOT_FOUND"), summary="Change a coupon", **_COUPONS)
+async def update_coupon(req: Req) -> CouponOut:
+    b: CouponPatch = req.body
+    changes = {name: getattr(b, name) for name in b.__struct_fields__ if getattr(b, name) is not msgspec.UNSET}
+    if "ends_at" in changes:
+        _aware(changes["ends_at"], "endsAt")
+    return _coupon(await coupons.update_coupon(req.app[keys.DB], req.tenant_id, req.params["id"], changes))
+
+
+@coupon_routes.delete("/coupons/{id}", response=CouponOut, errors=("COUPON_NOT_FOUND",),
+                      summary="Deactivate a coupon (coupons are kept for the orders that used them)", **_COUPONS)
+async def delete_coupon(req: Req) -> CouponOut:
+    return _coupon(await coupons.deactivate_coupon(req.app[keys.DB], req.tenant_id, req.params["id"]))
