@@ -1,8 +1,8 @@
 -- Core schema: tenants, accounts, catalogue, stock, carts, orders, outbox.
 -- Every tenant-owned row carries tenant_id; every query filters on it.
 -- Money is numeric(12,2) in the currency's major unit, never a float.
+-- gen_random_uuid() is built in since PostgreSQL 13; no extension is needed.
 
-CREATE EXTENSION IF NOT EXISTS pgcrypto;
 
 CREATE TABLE tenants (
     id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
