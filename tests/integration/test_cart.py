@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import Api
 from tests.integration.conftest_cart import make_product, make_variant
+from web.routes.cart import USER_ACTORS
 
 ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 NUMBER = (int, float)
@@ -306,10 +307,16 @@ async def test_requires_authentication(api):
         assert r.status == 401 and r.error["code"] == "UNAUTHORIZED", path
 
 
-async def test_cart_responses_carry_the_cart_rate_limit_policy(api, tenant):
+async def test_cart_endpoints_share_the_cart_rate_limit(make_client, tenant, db):
+    api = Api(await make_client(rate_cart=3), tenant.slug)
     me = await tenant.user("customer")
+    pid = await make_product(db, tenant.id)
     r = await api.get("/api/v1/cart", as_=me)
-    assert r.headers.get("X-RateLimit-Policy") in ("cart", None)  # headers appear once the limiter is on
+    assert r.status == 200 and r.headers.get("X-RateLimit-Policy") == "cart"
+    assert (await add(api, me, pid)).status == 201
+    assert (await api.delete("/api/v1/cart", as_=me)).status == 200
+    r = await api.get("/api/v1/cart", as_=me)
+    assert r.status == 429 and r.error["code"] == "RATE_LIMIT_EXCEEDED" and "Retry-After" in r.headers
 
 
 async def test_concurrent_patches_of_one_item_are_serialised(api, tenant, db):
@@ -326,6 +333,9 @@ async def test_concurrent_patches_of_one_item_are_serialised(api, tenant, db):
         assert r.data["quantity"] == q and r.data["cartSummary"]["totalQuantity"] == q
     final = (await api.get("/api/v1/cart", as_=me)).data["items"][0]["quantity"]
     assert final in wanted
+    # They went through this user's actor, one at a time.
+    stats = api.client.app[USER_ACTORS].stats()
+    assert stats.messages >= len(wanted) + 2 and stats.crashed == 0
     assert await db.fetchval("SELECT count(*) FROM cart_items WHERE product_id = $1", pid) == 1
 
 
