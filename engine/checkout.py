@@ -1,0 +1,406 @@
+"""Checkout: a cart (or a list of items) becomes an order, all or nothing.
+
+The steps, and why in this order:
+1. Read and check, no transaction held: lines (CART_EMPTY, ITEMS_UNAVAILABLE), addresses
+   (INVALID_ADDRESS), shipping method (INVALID_SHIPPING_METHOD), coupons (INVALID_COUPON),
+   price, KYC above `kyc_limit` (KYC_REQUIRED).
+2. Reserve stock through the product actors (engine.stock), all or nothing
+   (INSUFFICIENT_STOCK). No connection is held while waiting for the actors: a checkout
+   holding one while the actor needs one could starve the pool.
+3. One transaction writes the order: it locks the cart row first and checks the cart is the
+   one priced (two processes, or two tabs, cannot check one cart out twice: the second finds
+   it empty - CART_EMPTY - or changed - CONFLICT), counts coupon usage with conditional
+   updates, numbers the order from the tenant's sequence, inserts order, items and history,
+   queues the payment expiry in the outbox, pays from the partner balance when asked
+   (conditional debit, then the order is PAID and the units sold), and empties the cart.
+4. If anything after step 2 fails, the reservation is released.
+The web layer runs `checkout` inside the user's actor, so one process serialises one user's
+checkouts without lock waits; the cart row lock is what makes it hold across processes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Sequence
+from uuid import UUID
+
+import asyncpg
+
+from engine import coupons as coupon_store
+from engine import outbox
+from engine.addresses import Address, find_address
+from engine.cart import CartView, clear_cart, load_cart
+from engine.db import Database
+from engine.errors import (CartEmpty, Conflict, InsufficientBalance, InsufficientStock, InvalidAddress,
+                           InvalidCoupon, ItemsUnavailable, KycRequired, MaxQuantityExceeded, ProductNotFound,
+                           UserNotFound, ValidationError, VariantNotFound)
+from engine.money import money
+from engine.order_status import OrderStatus, format_order_number
+from engine.orders import change_status, record_history
+from engine.pricing import Coupon, PricedLine, Quote, price
+from engine.settings import Settings
+from engine.shipping_rules import ItemSize, ShippingOption, pack, quote_method, validate_destination
+from engine.shipping_store import load_method
+from engine.stock import Reservation, StockLine, StockService
+
+PAYMENT_METHODS = ("CARD", "BANK_TRANSFER", "EWALLET", "BALANCE")
+# The sandbox bank account shown for BANK_TRANSFER (a real shop configures its own).
+BANK_NAME = "Sandbox Commerce Bank"
+BANK_ACCOUNT = "40702810900000000001"
+BANK_BIK = "044525999"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLine:
+    """A line as the order keeps it: what was bought, at which price, from which stock row."""
+
+    product_id: UUID
+    variant_id: UUID | None
+    stock_id: UUID | None
+    product_name: str
+    sku: str
+    thumbnail_url: str | None
+    variant_attributes: dict[str, str] | None
+    unit_price: Decimal
+    quantity: int
+    commission_percentage: Decimal
+    career_points_percentage: Decimal
+    track_inventory: bool
+    purchasable: bool
+    weight_grams: int | None = None
+    length_cm: Decimal | None = None
+    width_cm: Decimal | None = None
+    height_cm: Decimal | None = None
+
+    @classmethod
+    def of(cls, line: Any) -> "OrderLine":
+        """From an engine.cart.CartLine (or anything with the same attributes)."""
+        return cls(product_id=line.product_id, variant_id=line.variant_id, stock_id=line.stock_id,
+                   product_name=line.product_name, sku=line.sku, thumbnail_url=line.thumbnail_url,
+                   variant_attributes=line.variant_attributes, unit_price=line.unit_price, quantity=line.quantity,
+                   commission_percentage=line.commission_percentage,
+                   career_points_percentage=line.career_points_percentage, track_inventory=line.track_inventory,
+                   purchasable=line.status == "ACTIVE" and not line.deleted, weight_grams=line.weight_grams,
+                   length_cm=line.length_cm, width_cm=line.width_cm, height_cm=line.height_cm)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """What the buyer chose at checkout (the body of POST /cart/checkout or POST /orders)."""
+
+    shipping_address_id: UUID
+    shipping_method_id: UUID
+    payment_method: str
+    billing_address_id: UUID | None = None
+    coupon_codes: tuple[str, ...] = ()
+    notes: str | None = None
+    use_partner_balance: bool = False
+
+    @property
+    def pays_from_balance(self) -> bool:
+        return self.payment_method == "BALANCE" or self.use_partner_balance
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRequest:
+    product_id: UUID
+    quantity: int
+    variant_id: UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedOrder:
+    order_id: UUID
+    order_number: str
+    status: str
+    payment_method: str
+    currency: str
+    quote: Quote
+    expires_at: dt.datetime | None
+    payment_url: str | None
+    bank_details: dict[str, str] | None
+    estimated_delivery: dt.date | None
+    applied_coupons: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Everything step 1 decided, ready to be written."""
+
+    lines: list[OrderLine]
+    coupon_ids: list[UUID]
+    quote: Quote
+    option: ShippingOption
+    shipping_address: Address
+    billing_address: Address | None
+    currency: str
+
+
+# ----------------------------------------------------------------------------- entry points
+
+async def checkout(db: Database, stock: StockService, settings: Settings, *, tenant_id: UUID, user_id: UUID,
+                   request: OrderRequest, actor: str, now: dt.datetime) -> PlacedOrder:
+    """The user's cart as an order (POST /cart/checkout)."""
+    async with db.connection() as conn:
+        cart = await load_cart(conn, tenant_id, user_id)
+        if cart.is_empty:
+            raise CartEmpty()
+        lines = [OrderLine.of(line) for line in cart.lines]
+        codes = [c.code for c in cart.coupons] + list(request.coupon_codes)
+        plan = await _plan(conn, settings, tenant_id, user_id, lines, codes, request, now)
+    return await _place(db, stock, settings, tenant_id=tenant_id, user_id=user_id, plan=plan, request=request,
+                        cart=cart, actor=actor, now=now)
+
+
+async def place_order(db: Database, stock: StockService, settings: Settings, *, tenant_id: UUID, user_id: UUID,
+                      items: Sequence[ItemRequest], request: OrderRequest, actor: str,
+                      now: dt.datetime) -> PlacedOrder:
+    """An order straight from items (POST /orders), for `user_id` (the caller, or a customer
+    of the tenant named by an orders:write key). Same checks and guarantees as checkout."""
+    if not items:
+        raise ValidationError(details={"items": ["at least one item is required"]})
+    async with db.connection() as conn:
+        lines = await _load_items(conn, settings, tenant_id, items)
+        plan = await _plan(conn, settings, tenant_id, user_id, lines, list(request.coupon_codes), request, now)
+    return await _place(db, stock, settings, tenant_id=tenant_id, user_id=user_id, plan=plan, request=request,
+                        cart=None, actor=actor, now=now)
+
+
+# ----------------------------------------------------------------------------- step 1: check and price
+
+async def _plan(conn: asyncpg.Connection, settings: Settings, tenant_id: UUID, user_id: UUID,
+                lines: list[OrderLine], codes: list[str], request: OrderRequest, now: dt.datetime) -> _Plan:
+    buyer = await conn.fetchrow("SELECT role, kyc_status FROM users WHERE id = $1 AND tenant_id = $2",
+                                user_id, tenant_id)
+    if buyer is None:
+        raise UserNotFound()
+    unavailable = [ln for ln in lines if not ln.purchasable]
+    if unavailable:
+        raise ItemsUnavailable(extra={"items": [
+            {"productId": str(ln.product_id), "variantId": str(ln.variant_id) if ln.variant_id else None,
+             "name": ln.product_name} for ln in unavailable]})
+
+    shipping_address = await find_address(conn, tenant_id, user_id, request.shipping_address_id)
+    if shipping_address is None:
+        raise InvalidAddress("Shipping address not found.", details={"shippingAddressId": ["not found"]})
+    try:
+        country, postal = validate_destination(shipping_address.country, shipping_address.postal_code)
+    except ValidationError:
+        raise InvalidAddress(details={"shippingAddressId": ["country or postal code is malformed"]}) from None
+    billing = None
+    if request.billing_address_id is not None:
+        billing = await find_address(conn, tenant_id, user_id, request.billing_address_id)
+        if billing is None:
+            raise InvalidAddress("Billing address not found.", details={"billingAddressId": ["not found"]})
+
+    stored = []
+    seen: set[str] = set()
+    for code in codes:
+        normal = coupon_store.normalize_code(code)
+        if normal in seen:
+            continue
+        seen.add(normal)
+        found = await coupon_store.find_for_user(conn, tenant_id, normal, user_id)
+        if found is None:
+            raise coupon_store.invalid(code)
+        stored.append(found)
+    coupons: list[Coupon] = [s.coupon for s in stored]
+
+    priced = [PricedLine(line_id=str(i), product_id=ln.product_id, variant_id=ln.variant_id,
+                         unit_price=money(ln.unit_price), quantity=ln.quantity,
+                         commission_percentage=ln.commission_percentage,
+                         career_points_percentage=ln.career_points_percentage) for i, ln in enumerate(lines)]
+    goods = price(priced, coupons, None, settings.tax_rate, now, strict=True)
+    method = await load_method(conn, tenant_id, request.shipping_method_id)
+    parcel = pack(ItemSize(ln.weight_grams, ln.length_cm, ln.width_cm, ln.height_cm, ln.quantity) for ln in lines)
+    # The free-shipping threshold is compared with what the goods cost after discounts.
+    option = quote_method(method, country, postal, parcel, goods.subtotal - goods.discount, now.date())
+    quote = price(priced, coupons, option.price, settings.tax_rate, now, strict=True)
+
+    if quote.total > settings.kyc_limit and buyer["kyc_status"] != "VERIFIED":
+        raise KycRequired(extra={"kycLimit": settings.kyc_limit, "kycStatus": buyer["kyc_status"]})
+    for ln in lines:
+        if ln.track_inventory and ln.stock_id is None:  # tracked but no stock row: nothing to sell
+            raise InsufficientStock("Only 0 available.", extra={"available": 0, "productId": str(ln.product_id)})
+    currency = method.currency if method is not None else settings.currency
+    return _Plan(lines, [s.id for s in stored], quote, option, shipping_address, billing, currency)
+
+
+_ITEM_ROWS = """
+SELECT p.id AS product_id, v.id AS variant_id, s.id AS stock_id, p.name AS product_name,
+       coalesce(v.sku, p.sku) AS sku, p.status, (p.deleted_at IS NOT NULL OR v.deleted_at IS NOT NULL) AS deleted,
+       coalesce(v.price, p.price) AS unit_price, p.track_inventory, p.max_per_order,
+       p.commission_percentage, p.career_points_percentage, v.attributes AS variant_attributes,
+       p.weight_grams, p.length_cm, p.width_cm, p.height_cm,
+       (SELECT i.thumbnail_url FROM product_images i WHERE i.product_id = p.id
+         ORDER BY i.is_primary DESC, i.position, i.id LIMIT 1) AS thumbnail_url,
+       EXISTS (SELECT 1 FROM product_variants x WHERE x.product_id = p.id AND x.deleted_at IS NULL) AS has_variants
+  FROM products p
+  LEFT JOIN product_variants v ON v.id = $3 AND v.product_id = p.id AND v.tenant_id = p.tenant_id
+  LEFT JOIN stock s ON s.product_id = p.id AND s.variant_id IS NOT DISTINCT FROM $3
+ WHERE p.id = $2 AND p.tenant_id = $1
+"""
+
+
+async def _load_items(conn: asyncpg.Connection, settings: Settings, tenant_id: UUID,
+                      items: Sequence[ItemRequest]) -> list[OrderLine]:
+    merged: dict[tuple[UUID, UUID | None], int] = {}
+    for item in items:
+        merged[(item.product_id, item.variant_id)] = merged.get((item.product_id, item.variant_id), 0) + item.quantity
+    lines = []
+    for (product_id, variant_id), quantity in merged.items():
+        r = await conn.fetchrow(_ITEM_ROWS, tenant_id, product_id, variant_id)
+        if r is None or (r["deleted"] and variant_id is None):
+            raise ProductNotFound(extra={"productId": str(product_id)})
+        if variant_id is not None and r["variant_id"] is None:
+            raise VariantNotFound(extra={"variantId": str(variant_id)})
+        if variant_id is None and r["has_variants"]:
+            raise ValidationError(details={"items": [f"product {product_id} has variants: variantId is required"]})
+        limit = settings.max_item_quantity if r["max_per_order"] is None else min(settings.max_item_quantity,
+                                                                                  r["max_per_order"])
+        if quantity > limit:
+            raise MaxQuantityExceeded(f"At most {limit} of this item per order.",
+                                      extra={"maxQuantity": limit, "productId": str(product_id)})
+        attrs = r["variant_attributes"]
+        lines.append(OrderLine(
+            product_id=product_id, variant_id=r["variant_id"], stock_id=r["stock_id"],
+            product_name=r["product_name"], sku=r["sku"], thumbnail_url=r["thumbnail_url"],
+            variant_attributes=None if attrs is None else {str(k): str(v) for k, v in dict(attrs).items()},
+            unit_price=r["unit_price"], quantity=quantity, commission_percentage=r["commission_percentage"],
+            career_points_percentage=r["career_points_percentage"], track_inventory=r["track_inventory"],
+            purchasable=r["status"] == "ACTIVE" and not r["deleted"], weight_grams=r["weight_grams"],
+            length_cm=r["length_cm"], width_cm=r["width_cm"], height_cm=r["height_cm"]))
+    return lines
+
+
+# ----------------------------------------------------------------------------- steps 2-4: reserve and write
+
+async def _next_sequence(db: Database, tenant_id: UUID) -> int:
+    # Outside the order transaction: the tenant's sequence is created on first use, and two
+    # first orders racing to create it would abort a transaction; here one simply retries.
+    for attempt in range(3):
+        try:
+            async with db.connection() as conn:
+                return await conn.fetchval("SELECT next_order_sequence($1)", tenant_id)
+        except (asyncpg.UniqueViolationError, asyncpg.DuplicateTableError):
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _place(db: Database, stock: StockService, settings: Settings, *, tenant_id: UUID, user_id: UUID,
+                 plan: _Plan, request: OrderRequest, cart: CartView | None, actor: str,
+                 now: dt.datetime) -> PlacedOrder:
+    reservation = await stock.reserve_all(
+        StockLine(ln.stock_id if ln.track_inventory else None, ln.quantity, ln.product_id, ln.variant_id)
+        for ln in plan.lines)
+    try:
+        sequence = await _next_sequence(db, tenant_id)
+        async with db.transaction() as conn:
+            return await _write(conn, settings, tenant_id=tenant_id, user_id=user_id, plan=plan, request=request,
+                                cart=cart, actor=actor, now=now, sequence=sequence)
+    except BaseException:
+        await _release_quietly(stock, reservation)
+        raise
+
+
+async def _release_quietly(stock: StockService, reservation: Reservation) -> None:
+    try:
+        await stock.release_all(reservation)
+    except Exception:  # the original failure matters more; a failed release is the lesser loss
+        pass
+
+
+async def _write(conn: asyncpg.Connection, settings: Settings, *, tenant_id: UUID, user_id: UUID, plan: _Plan,
+                 request: OrderRequest, cart: CartView | None, actor: str, now: dt.datetime,
+                 sequence: int) -> PlacedOrder:
+    if cart is not None:
+        locked = await load_cart(conn, tenant_id, user_id, lock=True)
+        if locked.is_empty:
+            raise CartEmpty()
+        if _fingerprint(locked) != _fingerprint(cart):
+            raise Conflict("The cart changed during checkout; review it and try again.")
+
+    for coupon_id in sorted(plan.coupon_ids):  # id order: concurrent checkouts never deadlock
+        ok = await conn.fetchval(
+            "UPDATE coupons c SET used_count = used_count + 1 WHERE id = $1 AND active"
+            " AND (usage_limit IS NULL OR used_count < usage_limit)"
+            " AND (per_user_limit IS NULL OR per_user_limit > (SELECT count(*) FROM coupon_redemptions r"
+            "      WHERE r.coupon_id = c.id AND r.user_id = $2)) RETURNING code", coupon_id, user_id)
+        if ok is None:
+            raise InvalidCoupon("A coupon reached its usage limit.", extra={"reason": "USAGE_LIMIT_REACHED"})
+
+    q = plan.quote
+    balance = request.pays_from_balance
+    method = "BALANCE" if balance else request.payment_method
+    expires_at = None if balance else now + dt.timedelta(seconds=settings.payment_expiry_seconds)
+    number = format_order_number(now.year, sequence)
+    option = plan.option
+    shipping_snapshot = {"id": option.method_id, "name": option.name, "carrier": option.carrier,
+                         "price": str(option.price), "estimatedDelivery": option.estimated_max.isoformat(),
+                         "estimatedFrom": option.estimated_min.isoformat()}
+    applied = [{"code": c.code, "kind": c.kind, "discount": str(c.discount)} for c in q.applied_coupons]
+    order_id = await conn.fetchval(
+        "INSERT INTO orders (tenant_id, user_id, order_number, status, payment_method, currency, subtotal,"
+        " discount, shipping, tax, total, shipping_address, billing_address, shipping_method_id, shipping_method,"
+        " applied_coupons, notes, expires_at, estimated_delivery, created_at, updated_at)"
+        " VALUES ($1, $2, $3, 'PENDING_PAYMENT', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,"
+        " $18, $19, $19) RETURNING id",
+        tenant_id, user_id, number, method, plan.currency, q.subtotal, q.discount, q.shipping or money(0), q.tax,
+        q.total, plan.shipping_address.snapshot(),
+        None if plan.billing_address is None else plan.billing_address.snapshot(),
+        UUID(option.method_id), shipping_snapshot, applied, request.notes, expires_at, option.estimated_max, now)
+    await conn.executemany(
+        "INSERT INTO order_items (tenant_id, order_id, product_id, variant_id, stock_id, product_name, sku,"
+        " thumbnail_url, variant_attributes, quantity, unit_price, total_price, commission_percentage,"
+        " career_points_percentage) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        [(tenant_id, order_id, ln.product_id, ln.variant_id, ln.stock_id if ln.track_inventory else None,
+          ln.product_name, ln.sku, ln.thumbnail_url, ln.variant_attributes, ln.quantity, money(ln.unit_price),
+          money(ln.unit_price * ln.quantity), ln.commission_percentage, ln.career_points_percentage)
+         for ln in plan.lines])
+    await record_history(conn, tenant_id, order_id, OrderStatus.PENDING_PAYMENT.value, actor=actor, note=None)
+    if plan.coupon_ids:
+        await conn.executemany(
+            "INSERT INTO coupon_redemptions (tenant_id, coupon_id, user_id, order_id) VALUES ($1, $2, $3, $4)",
+            [(tenant_id, cid, user_id, order_id) for cid in plan.coupon_ids])
+
+    status = OrderStatus.PENDING_PAYMENT
+    if balance:
+        await _pay_from_balance(conn, tenant_id, user_id, order_id, number, q.total)
+        await change_status(conn, order_id, OrderStatus.PAID, actor=actor, note="Paid from partner balance",
+                            tenant_id=tenant_id)
+        status = OrderStatus.PAID
+    else:
+        await outbox.enqueue(conn, outbox.EXPIRE_ORDER, {"order_id": order_id}, tenant_id=tenant_id,
+                             not_before=expires_at)
+    if cart is not None:
+        await clear_cart(conn, cart.id)
+
+    payment_url = f"{settings.public_base_url}/pay/{order_id}" if method in ("CARD", "EWALLET") else None
+    bank = ({"bankName": BANK_NAME, "accountNumber": BANK_ACCOUNT, "bik": BANK_BIK,
+             "purpose": f"Payment for order {number}"} if method == "BANK_TRANSFER" else None)
+    return PlacedOrder(order_id=order_id, order_number=number, status=status.value, payment_method=method,
+                       currency=plan.currency, quote=q, expires_at=expires_at, payment_url=payment_url,
+                       bank_details=bank, estimated_delivery=option.estimated_max, applied_coupons=applied)
+
+
+def _fingerprint(cart: CartView) -> tuple[Any, ...]:
+    return (tuple(sorted((str(ln.product_id), str(ln.variant_id), ln.quantity) for ln in cart.lines)),
+            tuple(sorted(c.code for c in cart.coupons)))
+
+
+async def _pay_from_balance(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID, order_id: UUID,
+                            number: str, amount: Decimal) -> None:
+    """Debit the partner balance, conditionally (never below zero), with its ledger row."""
+    left = await conn.fetchval(
+        "UPDATE partner_balances SET balance = balance - $1, updated_at = now()"
+        " WHERE user_id = $2 AND tenant_id = $3 AND balance >= $1 RETURNING balance", amount, user_id, tenant_id)
+    if left is None:
+        have = await conn.fetchval("SELECT balance FROM partner_balances WHERE user_id = $1 AND tenant_id = $2",
+                                   user_id, tenant_id)
+        raise InsufficientBalance(extra={"balance": money(have or 0), "required": amount})
+    await conn.execute(
+        "INSERT INTO partner_ledger (tenant_id, user_id, order_id, kind, amount, note)"
+        " VALUES ($1, $2, $3, 'PAYMENT', $4, $5)", tenant_id, user_id, order_id, -amount, f"Payment for order {number}")

@@ -1,0 +1,282 @@
+"""Stock reservations: per-product actors that coalesce reservations into one transaction.
+
+A stock row (one per product without variants, or per variant) counts
+on_hand = available + reserved + sold; the table's CHECKs make `available < 0` impossible
+whatever the code does, so the actors are a speed device, never the source of truth.
+
+Reserving (`StockService.reserve_all`), in `actor_mode`:
+- "batched": each stock row has an actor (keyed by the stock row id). It drains whatever
+  reservations are waiting (up to `actor_max_batch`) and applies them in ONE transaction:
+  lock the row, admit reservations first come first served while they fit, and write their
+  sum with one conditional UPDATE. Each caller hears "reserved" or INSUFFICIENT_STOCK with
+  the quantity still available.
+- "single": one transaction per reservation (a conditional UPDATE), no actors: the baseline
+  the benchmark compares the actors against.
+Either way several API processes stay correct: the row lock and the conditional UPDATE decide.
+Releases (a checkout that failed after reserving) are rare and must not be lost to a full
+mailbox, so they skip the actors: one short transaction, rows in id order.
+
+A checkout is all or nothing: lines drawing on one stock row are summed and checked together,
+and when any row falls short every reservation already made is released.
+
+A caller that gives up (ask timeout) never leaks units: each request carries a state that the
+actor and the caller settle without an await in between, so exactly one of them knows the
+units were reserved - the caller keeps them, or the actor gives them back at once.
+
+Selling, releasing an order's reservation and returning sold units (`commit_sale`,
+`release_order`, `return_sold`) run in the caller's transaction and lock every stock row in id
+order, then the products in id order (the stock triggers of migration 0003 update products),
+so transactions touching several rows never deadlock with each other or with the actors,
+which lock one stock row and then its product.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Hashable, Iterable, Mapping, Sequence
+from uuid import UUID
+
+import asyncpg
+
+from engine.actors import Actor, ActorRegistry, ActorStats
+from engine.db import Database
+from engine.errors import ActorUnavailable, DomainError, InsufficientStock
+from engine.settings import Settings
+
+PENDING, APPLIED, ABANDONED = "pending", "applied", "abandoned"
+
+
+@dataclass(frozen=True, slots=True)
+class StockLine:
+    """Units one order line wants from one stock row (None: the product is not tracked)."""
+
+    stock_id: UUID | None
+    quantity: int
+    product_id: UUID
+    variant_id: UUID | None = None
+
+
+@dataclass(slots=True, eq=False)
+class _Change:
+    """One message to a product actor: reserve `quantity` (> 0) units of its stock row."""
+
+    stock_id: UUID
+    quantity: int
+    state: str = PENDING
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """What `reserve_all` obtained: units per stock row. Release it if the order fails."""
+
+    units: Mapping[UUID, int] = field(default_factory=dict)
+
+
+def _shortfall(available: int, stock_id: UUID) -> InsufficientStock:
+    return InsufficientStock(f"Only {available} available.", extra={"available": available, "stockId": str(stock_id)})
+
+
+class ProductActor(Actor):
+    """Owns the reservations of one stock row in this process."""
+
+    __slots__ = ("_db",)
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def handle_batch(self, messages: list[_Change]) -> list[object]:
+        answers: list[object] = [None] * len(messages)
+        admitted: list[int] = []
+        async with self._db.transaction() as conn:
+            row = await conn.fetchrow(
+                "SELECT available FROM stock WHERE id = $1 FOR NO KEY UPDATE", self.key)
+            available = row["available"] if row else 0
+            delta = 0
+            for i, m in enumerate(messages):
+                if m.state == PENDING and m.quantity <= available:
+                    available -= m.quantity
+                    delta += m.quantity
+                    admitted.append(i)
+                else:
+                    answers[i] = _shortfall(available, self.key)
+            if delta and row is not None:
+                # Still conditional: the row lock makes it certain, the condition makes it obvious.
+                done = await conn.execute(
+                    "UPDATE stock SET reserved = reserved + $2, updated_at = now()"
+                    " WHERE id = $1 AND available >= $2", self.key, delta)
+                if done != "UPDATE 1":
+                    raise RuntimeError(f"stock {self.key} changed under its row lock")
+        orphaned = 0
+        for i in admitted:
+            # No await between the caller's check and this one: exactly one side owns the units.
+            if messages[i].state == ABANDONED:
+                orphaned += messages[i].quantity
+            else:
+                messages[i].state = APPLIED
+        if orphaned:
+            await release_units(self._db, {self.key: orphaned})
+        return answers
+
+
+class StockService:
+    """Reserve and release stock for orders, through the product actors or directly."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self._db = db
+        self.batched = settings.actor_mode == "batched"
+        if settings.actor_mode not in ("batched", "single"):
+            raise ValueError(f"ACTOR_MODE must be batched or single, not {settings.actor_mode!r}")
+        self._registry = ActorRegistry(self._spawn, mailbox_size=settings.actor_mailbox_size,
+                                       idle_seconds=settings.actor_idle_seconds,
+                                       ask_timeout=settings.actor_ask_timeout,
+                                       max_batch=settings.actor_max_batch,
+                                       retry_after=settings.dependency_retry_after)
+
+    def _spawn(self, key: Hashable) -> Actor:
+        return ProductActor(self._db)
+
+    def stats(self) -> ActorStats:
+        return self._registry.stats()
+
+    async def shutdown(self, drain_timeout: float) -> None:
+        await self._registry.shutdown(drain_timeout)
+
+    # -- one row ---------------------------------------------------------------------
+
+    async def reserve(self, stock_id: UUID, quantity: int) -> None:
+        """Reserve `quantity` units of one stock row, or raise InsufficientStock."""
+        if not self.batched:
+            await _reserve_directly(self._db, stock_id, quantity)
+            return
+        change = _Change(stock_id, quantity)
+        try:
+            answer = await self._registry.ask(stock_id, change)
+        except ActorUnavailable:
+            if change.state == APPLIED:  # reserved, but the answer came too late: keep it
+                return
+            change.state = ABANDONED
+            raise
+        if isinstance(answer, DomainError):
+            raise answer
+
+    async def release(self, stock_id: UUID, quantity: int) -> None:
+        """Give back reserved units (an order that will not be created)."""
+        await release_units(self._db, {stock_id: quantity})
+
+    # -- an order's lines --------------------------------------------------------------
+
+    async def reserve_all(self, lines: Iterable[StockLine]) -> Reservation:
+        """Reserve every tracked line, all or nothing.
+
+        Lines on one stock row are summed. When a row falls short, whatever was reserved is
+        released and InsufficientStock is raised with `available`, `productId` (and
+        `variantId`) of the first short line, plus every shortfall under `items`."""
+        wanted: dict[UUID, int] = defaultdict(int)
+        product_of: dict[UUID, StockLine] = {}
+        for line in lines:
+            if line.stock_id is not None and line.quantity > 0:
+                wanted[line.stock_id] += line.quantity
+                product_of.setdefault(line.stock_id, line)
+        order = sorted(wanted)
+        results = await asyncio.gather(*(self.reserve(sid, wanted[sid]) for sid in order), return_exceptions=True)
+        got = {sid: wanted[sid] for sid, r in zip(order, results) if not isinstance(r, BaseException)}
+        failures = [(sid, r) for sid, r in zip(order, results) if isinstance(r, BaseException)]
+        if not failures:
+            return Reservation(got)
+        if got:
+            await release_units(self._db, got)
+        short = [(sid, r) for sid, r in failures if isinstance(r, InsufficientStock)]
+        if len(short) < len(failures):
+            raise next(r for _, r in failures if not isinstance(r, InsufficientStock))
+        items = [{"productId": str(product_of[sid].product_id),
+                  "variantId": str(product_of[sid].variant_id) if product_of[sid].variant_id else None,
+                  "requested": wanted[sid], "available": r.extra.get("available", 0)} for sid, r in short]
+        first = items[0]
+        raise InsufficientStock(f"Only {first['available']} available.",
+                                extra={"available": first["available"], "productId": first["productId"],
+                                       "variantId": first["variantId"], "items": items})
+
+    async def release_all(self, reservation: Reservation) -> None:
+        if reservation.units:
+            await release_units(self._db, reservation.units)
+
+
+async def _reserve_directly(db: Database, stock_id: UUID, quantity: int) -> None:
+    async with db.transaction() as conn:
+        left = await conn.fetchval(
+            "UPDATE stock SET reserved = reserved + $2, updated_at = now()"
+            " WHERE id = $1 AND available >= $2 RETURNING available", stock_id, quantity)
+        if left is None:
+            available = await conn.fetchval("SELECT available FROM stock WHERE id = $1", stock_id)
+            raise _shortfall(available or 0, stock_id)
+
+
+async def release_units(db: Database, units: Mapping[UUID, int]) -> None:
+    """Give back reserved units, one short transaction, rows in id order."""
+    async with db.transaction() as conn:
+        await _move(conn, dict(units), "reserved = s.reserved - d.q", "s.reserved >= d.q")
+
+
+# ----------------------------------------------------------------------------- in the caller's transaction
+
+async def _order_units(conn: asyncpg.Connection, order_id: UUID) -> dict[UUID, int]:
+    rows = await conn.fetch(
+        "SELECT stock_id, sum(quantity)::int AS q FROM order_items"
+        " WHERE order_id = $1 AND stock_id IS NOT NULL GROUP BY stock_id", order_id)
+    return {r["stock_id"]: r["q"] for r in rows}
+
+
+async def _move(conn: asyncpg.Connection, units: dict[UUID, int], assignment: str, guard: str) -> None:
+    """Apply `assignment` to each stock row with its units `d.q`, rows locked in id order first
+    (then their products, which the stock triggers update), refusing if `guard` fails."""
+    units = {sid: q for sid, q in units.items() if q > 0}
+    if not units:
+        return
+    ids = sorted(units)
+    await conn.execute("SELECT 1 FROM stock WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE", ids)
+    await conn.execute(
+        "SELECT 1 FROM products WHERE id IN (SELECT product_id FROM stock WHERE id = ANY($1::uuid[]))"
+        " ORDER BY id FOR NO KEY UPDATE", ids)
+    moved = await conn.fetchval(
+        f"WITH d(id, q) AS (SELECT * FROM unnest($1::uuid[], $2::int[])),"
+        f" done AS (UPDATE stock s SET {assignment}, updated_at = now() FROM d"
+        f"          WHERE s.id = d.id AND {guard} RETURNING 1)"
+        f" SELECT count(*) FROM done", ids, [units[i] for i in ids])
+    if moved != len(ids):
+        # A bug, not a client error: these units were never reserved/sold. Roll back.
+        raise RuntimeError(f"stock accounting mismatch: moved {moved} of {len(ids)} rows")
+
+
+async def commit_sale(conn: asyncpg.Connection, order_id: UUID) -> None:
+    """Reserved -> sold for every item of the order (payment confirmed). products.units_sold
+    follows through the stock triggers. Run once per order (the status change guards it)."""
+    await _move(conn, await _order_units(conn, order_id),
+                "reserved = s.reserved - d.q, sold = s.sold + d.q", "s.reserved >= d.q")
+
+
+async def release_order(conn: asyncpg.Connection, order_id: UUID) -> None:
+    """Reserved -> available for every item of an unpaid order (cancelled or expired)."""
+    await _move(conn, await _order_units(conn, order_id), "reserved = s.reserved - d.q", "s.reserved >= d.q")
+
+
+async def return_sold(conn: asyncpg.Connection, order_id: UUID,
+                      quantities: Mapping[UUID, int] | None = None) -> None:
+    """Sold -> available. `quantities` maps order item id -> units to return; None returns
+    every item's full quantity (a paid order cancelled before shipping). The caller keeps
+    order_items.refunded_quantity; this only moves stock."""
+    rows = await conn.fetch(
+        "SELECT id, stock_id, quantity FROM order_items WHERE order_id = $1 AND stock_id IS NOT NULL", order_id)
+    units: dict[UUID, int] = defaultdict(int)
+    for r in rows:
+        q = r["quantity"] if quantities is None else quantities.get(r["id"], 0)
+        if q < 0 or q > r["quantity"]:
+            raise ValueError(f"cannot return {q} of {r['quantity']} units of item {r['id']}")
+        units[r["stock_id"]] += q
+    await _move(conn, dict(units), "sold = s.sold - d.q", "s.sold >= d.q")
+
+
+def stock_lines(items: Sequence[tuple[UUID | None, int, UUID, UUID | None]]) -> list[StockLine]:
+    """(stock_id, quantity, product_id, variant_id) tuples as StockLines."""
+    return [StockLine(*item) for item in items]

@@ -1,0 +1,63 @@
+"""`Idempotency-Key` for handlers: `return await idempotent(req, compute, status=201)`.
+
+Without the header the request simply runs. With it, the first request runs `compute` and its
+successful (2xx) response is stored byte for byte; a retry with the same key and the same
+request (method, path, decoded body) gets those bytes back with `Idempotent-Replayed: true`;
+the same key with another request is 422 IDEMPOTENCY_KEY_REUSED; a retry that arrives while
+the first is still running waits for its answer (409 CONFLICT if it takes too long). Failed
+requests (any error) store nothing, so a corrected retry runs again. See engine.idempotency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Awaitable, Callable
+
+import msgspec
+from aiohttp import web
+
+from engine import idempotency
+from web import keys
+from web.api import Reply, Req
+from web.envelope import success
+
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+def _render(result: Any, status: int) -> web.Response:
+    if isinstance(result, web.Response):
+        return result
+    if isinstance(result, Reply):
+        return success(result.data, status=result.status or status, meta=result.meta, headers=result.headers)
+    return success(result, status=status)
+
+
+async def idempotent(req: Req, compute: Callable[[], Awaitable[Any]], *, status: int = 200) -> web.Response:
+    """Run `compute()` (returning the envelope's data or a Reply) at most once per key."""
+    key = req.idempotency_key
+    if key is None:
+        return _render(await compute(), status)
+    app = req.app
+    db, settings = app[keys.DB], app[keys.SETTINGS]
+    principal = req.principal
+    body = msgspec.json.encode(req.body) if req.body is not None else b""
+    digest = idempotency.request_hash(req.request.method, req.request.path, body)
+    # Long enough for a first request that waits on actors and then commits.
+    wait = settings.actor_ask_timeout + settings.db_command_timeout
+    stored = await idempotency.claim(db, principal.tenant_id, principal.scope, key, digest,
+                                     ttl=settings.idempotency_ttl_seconds, wait=wait)
+    if stored is not None:
+        return web.Response(body=stored.body, status=stored.status, content_type="application/json",
+                            headers={REPLAYED_HEADER: "true"})
+    try:
+        response = _render(await compute(), status)
+    except BaseException:
+        # Shielded: a cancelled request must still give its key up.
+        await asyncio.shield(idempotency.abandon(db, principal.tenant_id, principal.scope, key))
+        raise
+    if 200 <= response.status < 300 and isinstance(response.body, bytes):
+        await idempotency.complete(db, principal.tenant_id, principal.scope, key,
+                                   idempotency.StoredResponse(response.status, response.body))
+    else:
+        await idempotency.abandon(db, principal.tenant_id, principal.scope, key)
+    return response
