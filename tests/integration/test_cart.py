@@ -347,3 +347,23 @@ async def test_concurrent_adds_of_one_product_sum_up(api, tenant, db):
     assert len({r.data["cartItemId"] for r in answers}) == 1
     assert sorted(r.data["quantity"] for r in answers) == list(range(1, 16))
     assert (await api.get("/api/v1/cart", as_=me)).data["items"][0]["quantity"] == 15
+
+
+async def test_an_api_key_has_no_cart_or_addresses(api, tenant):
+    staff = await tenant.user("staff")
+    r = await api.post("/api/v1/api-keys", as_=staff, json={"name": "erp", "scopes": ["orders:write"]})
+    assert r.status == 201
+    headers = {"X-API-Key": r.data["key"]}
+    for method, path in (("GET", "/api/v1/cart"), ("DELETE", "/api/v1/cart"), ("GET", "/api/v1/addresses")):
+        r = await api.call(method, path, headers=headers)
+        assert r.status == 403 and r.error["code"] == "FORBIDDEN", path
+
+
+async def test_two_api_processes_never_lose_a_cart_update(make_client, tenant, db):
+    """Each process has its own user actors; the cart row lock still serialises the writes."""
+    first, second = Api(await make_client(), tenant.slug), Api(await make_client(), tenant.slug)
+    me = await tenant.user("customer")
+    pid = await make_product(db, tenant.id, stock=100)
+    answers = await asyncio.gather(*(add(api, me, pid, 1) for api in (first, second) for _ in range(10)))
+    assert all(r.status == 201 for r in answers)
+    assert (await first.get("/api/v1/cart", as_=me)).data["items"][0]["quantity"] == 20
