@@ -171,9 +171,9 @@ class RedisRateLimiter(RateLimiter):
                                    client_address(request, self._settings))
         if not limits:
             return {}
+        if time.monotonic() < self._skip_until:
+            return self._redis_down(policy, ConnectionError("Redis failed less than a second ago"))
         try:
-            if time.monotonic() < self._skip_until:
-                raise ConnectionError("rate limiter: Redis marked unavailable")
             admitted, now_ms, counts, oldest = await self._script(
                 keys=[lim.key for lim in limits],
                 args=[WINDOW_MS, uuid.uuid4().hex, *[lim.limit for lim in limits]])
