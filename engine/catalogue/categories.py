@@ -10,6 +10,7 @@ Invariants:
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -125,8 +126,8 @@ async def category_filters(conn: asyncpg.Connection, tenant_id: UUID, ids: tuple
         "SELECT t AS name, count(*)::int AS count FROM products p, unnest(p.tags) t"
         " WHERE p.tenant_id = $1 AND p.category_id = ANY($2::uuid[]) AND p.deleted_at IS NULL AND p.status = 'ACTIVE'"
         " GROUP BY t ORDER BY count(*) DESC, t LIMIT 50", tenant_id, list(ids))
-    zero = v.plain(low or 0)
-    return v.CategoryFilters(price_range=v.PriceRange(min=zero, max=v.plain(high or 0)),  # type: ignore[arg-type]
+    zero = v.plain(low if low is not None else Decimal(0))
+    return v.CategoryFilters(price_range=v.PriceRange(min=zero, max=v.plain(high if high is not None else Decimal(0))),  # type: ignore[arg-type]
                              tags=[v.TagCount(name=t["name"], count=t["count"]) for t in tags])
 
 
