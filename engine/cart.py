@@ -135,9 +135,9 @@ SELECT ci.id, ci.product_id, ci.variant_id, ci.quantity, ci.added_at,
 
 
 def _attributes(raw: Any) -> dict[str, str] | None:
-    if raw is None:
+    if not isinstance(raw, dict):  # catalogue stores an object; anything else shows as none
         return None
-    return {str(k): v if isinstance(v, str) else str(v) for k, v in dict(raw).items()}
+    return {str(k): v if isinstance(v, str) else str(v) for k, v in raw.items()}
 
 
 def _line(r: asyncpg.Record) -> CartLine:
