@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 from uuid import UUID
 
 import asyncpg
 
 from engine import outbox, stock
 from engine.db import Database
-from engine.errors import OrderNotFound
+from engine.errors import InvalidStatusTransition, OrderNotFound
 from engine.order_status import OrderStatus, check_cancellable, transition
 from engine.principal import Principal
 
@@ -51,16 +51,27 @@ async def lock_order(conn: asyncpg.Connection, order_id: UUID, *, tenant_id: UUI
 
 async def change_status(conn: asyncpg.Connection, order_id: UUID, target: OrderStatus | str, *,
                         actor: str, note: str | None = None, tenant_id: UUID | None = None,
-                        transaction_id: str | None = None) -> asyncpg.Record:
+                        transaction_id: str | None = None,
+                        expect: OrderStatus | str | Iterable[OrderStatus | str] | None = None) -> asyncpg.Record:
     """Move the order to `target` (see the module doc); returns the updated order row.
 
     `actor` is who asks: 'user:<id>', 'apikey:<id>' or 'system:<job>'. `note` goes into the
     history (and is the cancel reason for CANCELLED). `transaction_id` is recorded with PAID.
+    `expect`: the status(es) the caller's decision was based on; any other current status is
+    INVALID_STATUS_TRANSITION even where the move itself would be allowed. The expiry job
+    passes expect=PENDING_PAYMENT, so an order paid a moment earlier is never cancelled by it
+    (PAID -> CANCELLED is a legal move for staff, not for a timer).
     Raises OrderNotFound, InvalidStatusTransition. Must run inside a transaction."""
     if not conn.is_in_transaction():
         raise RuntimeError("change_status must run inside a transaction")
     order = await lock_order(conn, order_id, tenant_id=tenant_id)
     current = OrderStatus(order["status"])
+    if expect is not None:
+        expected = {OrderStatus(expect)} if isinstance(expect, str) else {OrderStatus(e) for e in expect}
+        if current not in expected:
+            raise InvalidStatusTransition(
+                f"The order is {current.value}, no longer {'/'.join(sorted(e.value for e in expected))}.",
+                extra={"currentStatus": current.value})
     target = transition(current, OrderStatus(target))
     sets = ["status = $2", "updated_at = now()"]
     args: list[Any] = [order_id, target.value]
