@@ -76,6 +76,17 @@ def _query_parameters(query_type: Any, components: dict[str, Any]) -> list[dict[
     return params
 
 
+def _money_as_number(node: Any) -> Any:
+    """msgspec describes Decimal as a decimal string; the engine sends money as a JSON number."""
+    if isinstance(node, dict):
+        if node.get("type") == "string" and node.get("format") == "decimal":
+            return {k: v for k, v in node.items() if k not in ("type", "format")} | {"type": "number"}
+        return {k: _money_as_number(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_money_as_number(v) for v in node]
+    return node
+
+
 def build(specs: Iterable[RouteSpec], *, title: str = "Commerce API", version: str = "2.4.0") -> dict[str, Any]:
     specs = list(specs)
     types = {id(t): t for s in specs for t in (s.body, s.response) if t is not None}
@@ -147,7 +158,7 @@ def build(specs: Iterable[RouteSpec], *, title: str = "Commerce API", version: s
         op["responses"] = responses
         paths.setdefault(spec.full_path, {})[spec.method.lower()] = op
 
-    return {
+    return _money_as_number({
         "openapi": "3.1.0",
         "info": {"title": title, "version": version,
                  "description": "Storefront and platform API of the commerce engine. Every response uses the "
@@ -161,5 +172,5 @@ def build(specs: Iterable[RouteSpec], *, title: str = "Commerce API", version: s
                 "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
             },
         },
-    }
+    })
 

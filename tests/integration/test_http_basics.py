@@ -197,3 +197,9 @@ async def test_openapi_is_valid_31(client):
     validate(doc)
     async with client.get("/docs") as r:
         assert r.status == 200 and "openapi.json" in await r.text()
+
+
+async def test_openapi_shows_money_as_numbers(client):
+    async with client.get("/api/v1/openapi.json") as r:
+        text = await r.text()
+    assert '"format":"decimal"' not in text.replace(" ", "")
