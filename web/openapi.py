@@ -80,7 +80,11 @@ def _money_as_number(node: Any) -> Any:
     """msgspec describes Decimal as a decimal string; the engine sends money as a JSON number."""
     if isinstance(node, dict):
         if node.get("type") == "string" and node.get("format") == "decimal":
-            return {k: v for k, v in node.items() if k not in ("type", "format")} | {"type": "number"}
+            out = {k: v for k, v in node.items() if k not in ("type", "format")} | {"type": "number"}
+            if isinstance(out.get("default"), str):
+                value = float(out["default"])
+                out["default"] = int(value) if value.is_integer() else value
+            return out
         return {k: _money_as_number(v) for k, v in node.items()}
     if isinstance(node, list):
         return [_money_as_number(v) for v in node]
