@@ -1,0 +1,69 @@
+"""Payment expiry: an order still PENDING_PAYMENT at its expires_at is cancelled and its
+reservation released.
+
+Two paths reach it: the delayed EXPIRE_ORDER job (one order, at its deadline) and the periodic
+sweep (every overdue order, catching whatever the delayed job missed). Both lock the order row
+first, as payment settlement does, so a payment and an expiry arriving together serialise:
+whichever commits first wins and the other sees the new state (a late payment is refunded by
+settlement). Expiring an order twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from uuid import UUID
+
+import asyncpg
+
+from engine.db import Database
+from engine.orders import change_status
+
+ACTOR = "system:expiry"
+NOTE = "Payment not received in time"
+
+
+async def _expire_locked(conn: asyncpg.Connection, order_id: UUID) -> None:
+    # change_status releases the reservation in this same transaction; `expect` makes sure a
+    # timer never cancels an order that was paid a moment earlier.
+    await change_status(conn, order_id, "CANCELLED", actor=ACTOR, note=NOTE, expect="PENDING_PAYMENT")
+
+
+async def expire_order(conn: asyncpg.Connection, order_id: UUID, *, now: dt.datetime) -> bool:
+    """Cancel the order if it is still unpaid past its deadline; True if this call expired it."""
+    row = await conn.fetchrow(
+        "SELECT status, payment_status, expires_at FROM orders WHERE id = $1 FOR UPDATE", order_id)
+    if row is None or row["status"] != "PENDING_PAYMENT" or row["payment_status"] == "PAID":
+        return False
+    if row["expires_at"] is None or row["expires_at"] > now:
+        return False
+    await _expire_locked(conn, order_id)
+    return True
+
+
+async def sweep_overdue(db: Database, *, now: dt.datetime, batch_size: int = 500,
+                        max_batches: int | None = None) -> int:
+    """Expire every overdue unpaid order, `batch_size` per transaction; returns how many.
+
+    SKIP LOCKED lets several sweepers (and the delayed jobs, and payments) work side by side:
+    an order someone else holds is theirs to decide and is left alone this round.
+    """
+    total, batches = 0, 0
+    while max_batches is None or batches < max_batches:
+        async with db.transaction() as conn:
+            ids = await conn.fetch(
+                "SELECT id FROM orders WHERE status = 'PENDING_PAYMENT' AND expires_at <= $1"
+                " AND payment_status <> 'PAID'"
+                " ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED", now, batch_size)
+            for r in ids:
+                await _expire_locked(conn, r["id"])
+        total += len(ids)
+        batches += 1
+        if len(ids) < batch_size:
+            break
+    return total
+
+
+async def expire_by_id(db: Database, order_id: UUID, *, now: dt.datetime) -> bool:
+    """The delayed job's unit of work: one order, one transaction."""
+    async with db.transaction() as conn:
+        return await expire_order(conn, order_id, now=now)
