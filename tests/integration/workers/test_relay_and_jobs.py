@@ -1,0 +1,128 @@
+"""Outbox relay and jobs against a real Dramatiq worker on Redis: nothing lost, nothing twice."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+
+from engine import outbox
+from engine.payments import settlement
+from tests.integration.payments.shop import order_state, place_order
+from tests.integration.workers.conftest import eventually
+from workers import jobs
+from workers.deadletters import list_dead_letters, retry_dead_letters
+from workers.operations import queue_stats
+from workers.relay import OutboxRelay
+
+
+def relay_of(assembly, database, send=None) -> OutboxRelay:
+    return OutboxRelay(database, send or jobs.sender(assembly.actors), assembly.actors.keys())
+
+
+async def _outbox_row(database, job, order_id, *, tenant_id, not_before=None) -> int:
+    async with database.transaction() as conn:
+        return await outbox.enqueue(conn, job, {"order_id": order_id}, tenant_id=tenant_id, not_before=not_before)
+
+
+async def _sent(db, row_id) -> bool:
+    return await db.fetchval("SELECT sent_at IS NOT NULL FROM outbox WHERE id = $1", row_id)
+
+
+async def test_outbox_row_reaches_its_job_and_takes_effect_once(tenant, db, database, assembly, worker):
+    buyer = await tenant.user()
+    order = await place_order(db, tenant.id, buyer.id, expires_in=dt.timedelta(seconds=-1))
+    row = await _outbox_row(database, outbox.EXPIRE_ORDER, order.id, tenant_id=tenant.id)
+    assert await relay_of(assembly, database).relay_once() >= 1
+    assert await _sent(db, row)
+    s = await eventually(lambda: _cancelled(db, order.id))
+    assert (s["reserved"], s["available"]) == (0, 10)
+    assert await db.fetchval("SELECT count(*) FROM order_status_history WHERE order_id = $1 AND status = 'CANCELLED'",
+                             order.id) == 1
+
+
+async def _cancelled(db, order_id):
+    s = await order_state(db, order_id)
+    return s if s["status"] == "CANCELLED" else None
+
+
+async def test_delayed_rows_are_sent_with_their_delay(tenant, db, database, assembly, worker):
+    buyer = await tenant.user()
+    order = await place_order(db, tenant.id, buyer.id, expires_in=dt.timedelta(seconds=1))
+    expires_at = await db.fetchval("SELECT expires_at FROM orders WHERE id = $1", order.id)
+    await _outbox_row(database, outbox.EXPIRE_ORDER, order.id, tenant_id=tenant.id, not_before=expires_at)
+    await relay_of(assembly, database).relay_once()
+    assert (await order_state(db, order.id))["status"] == "PENDING_PAYMENT"   # not before its time
+    await eventually(lambda: _cancelled(db, order.id), timeout=10)
+
+
+async def test_a_relay_killed_between_commit_and_send_loses_nothing(tenant, db, database, assembly, worker):
+    buyer = await tenant.user()
+    order = await place_order(db, tenant.id, buyer.id, expires_in=dt.timedelta(seconds=-1))
+    row = await _outbox_row(database, outbox.EXPIRE_ORDER, order.id, tenant_id=tenant.id)
+
+    def crash(job, payload, delay_ms):   # the process dies while handing rows to the broker
+        raise SystemExit("relay killed")
+
+    with pytest.raises(SystemExit):
+        await relay_of(assembly, database, send=crash).relay_once()
+    assert not await _sent(db, row)
+    assert (await order_state(db, order.id))["status"] == "PENDING_PAYMENT"
+
+    # Sent but killed before marking: the row is sent again and the job runs twice, to one effect.
+    real = jobs.sender(assembly.actors)
+
+    def send_then_die(job, payload, delay_ms):
+        real(job, payload, delay_ms)
+        raise SystemExit("killed after send, before the mark")
+
+    with pytest.raises(SystemExit):
+        await relay_of(assembly, database, send=send_then_die).relay_once()
+    assert not await _sent(db, row)
+    while await relay_of(assembly, database).relay_once():
+        pass
+    assert await _sent(db, row)
+    await eventually(lambda: _cancelled(db, order.id))
+    await asyncio.sleep(0.3)
+    assert await db.fetchval("SELECT count(*) FROM order_status_history WHERE order_id = $1 AND status = 'CANCELLED'",
+                             order.id) == 1
+
+
+async def test_refund_job_run_twice_refunds_once(tenant, db, database, assembly, worker, worker_settings):
+    buyer = await tenant.user()
+    order = await place_order(db, tenant.id, buyer.id, expires_in=dt.timedelta(seconds=-1))
+    async with database.transaction() as conn:
+        await conn.execute("UPDATE orders SET status = 'CANCELLED' WHERE id = $1", order.id)
+        assert await settlement.payment_succeeded(
+            conn, order.id, amount=order.total, currency="RUB", provider="sandbox", payment_ref=f"sbx_{order.id.hex}",
+            event_id=None, source="test", now=dt.datetime.now(dt.timezone.utc)) == "LATE_PAYMENT_REFUNDED"
+    refund = assembly.actors[outbox.REFUND_CANCELLED_ORDER]
+    refund.send(str(order.id))
+    refund.send(str(order.id))
+
+    async def refunded():
+        s = await order_state(db, order.id)
+        return s["payment_status"] == "REFUNDED"
+
+    await eventually(refunded)
+    await asyncio.sleep(0.5)
+    assert await db.fetchval("SELECT count(*) FROM sandbox_refunds WHERE payment_ref = $1", f"sbx_{order.id.hex}") == 1
+    assert await db.fetchval("SELECT count(*) FROM refunds WHERE order_id = $1", order.id) == 1
+    assert (await order_state(db, order.id))["refunded_amount"] == order.total
+
+
+async def test_jobs_that_can_never_succeed_are_dead_lettered_and_can_be_retried(db, database, assembly, worker,
+                                                                              worker_settings):
+    assembly.actors[outbox.EXPIRE_ORDER].send("not-a-uuid")
+
+    async def dead():
+        return (await queue_stats(worker_settings))["queue.expiry.dead"] == 1
+
+    await eventually(dead)
+    letters = await asyncio.to_thread(list_dead_letters, worker_settings)
+    assert letters[0]["actor"] == "expire_order" and letters[0]["kwargs"] == {} and letters[0]["args"] == ["not-a-uuid"]
+    assert await asyncio.to_thread(retry_dead_letters, worker_settings) == 1
+    await eventually(dead)     # it fails again (it can never succeed) and is back among the dead
+    stats = await queue_stats(worker_settings)
+    assert stats["dead_letters.total"] == 1 and "outbox.lag_count" in stats and "outbox.lag_seconds" in stats

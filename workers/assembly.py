@@ -1,0 +1,62 @@
+"""Puts a worker together: broker, middleware stack, resources and actors.
+
+    asm = assemble(settings)            # what `commerce worker` and `commerce dev` run
+    dramatiq.Worker(asm.broker, worker_threads=4).start()
+
+Middleware order matters: DatabasePool opens the resources before BackgroundLoops starts the
+relay and scheduler; BackgroundLoops stops them before DatabasePool closes the resources; and
+AsyncIO comes last so its loop outlives both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import dramatiq
+from dramatiq.middleware.asyncio import AsyncIO
+
+from engine.payments import provider_for
+from engine.settings import Settings
+from workers import jobs
+from workers.broker import BrokerTuning, build_broker
+from workers.middleware.background import BackgroundLoops
+from workers.middleware.database import DatabasePool
+from workers.relay import OutboxRelay
+from workers.resources import ProviderFactory, WorkerResources
+from workers.scheduler import PeriodicTask, Scheduler
+
+
+@dataclass
+class Assembly:
+    settings: Settings
+    broker: dramatiq.Broker
+    resources: WorkerResources
+    actors: dict[str, dramatiq.Actor] = field(default_factory=dict)
+
+    def relay(self, **kw) -> OutboxRelay:
+        return OutboxRelay(self.resources.db, jobs.sender(self.actors), self.actors.keys(),
+                           poll_seconds=self.settings.outbox_poll_seconds, **kw)
+
+    def scheduler(self) -> Scheduler:
+        sweep = self.actors[jobs.SWEEP_OVERDUE_ORDERS]
+        tasks = [PeriodicTask("expiry_sweep", self.settings.scheduler_tick_seconds,
+                              lambda: asyncio.to_thread(sweep.send))]
+        return Scheduler(self.resources.redis, self.settings.redis_prefix, tasks)
+
+
+def assemble(settings: Settings, *, tuning: BrokerTuning | None = None, background: bool = True,
+             provider_factory: ProviderFactory = provider_for) -> Assembly:
+    """A broker with every job declared; `background=False` leaves out relay and scheduler."""
+    resources = WorkerResources(settings, provider_factory)
+    holder: list[Assembly] = []
+    stack: list = [DatabasePool(resources)]
+    if background:
+        stack.append(BackgroundLoops(lambda stop: holder[0].relay().run(stop),
+                                     lambda stop: holder[0].scheduler().run(stop)))
+    stack.append(AsyncIO())
+    broker = build_broker(settings, middleware=stack, tuning=tuning)
+    asm = Assembly(settings, broker, resources)
+    asm.actors = jobs.declare_actors(broker, resources)
+    holder.append(asm)
+    return asm

@@ -1,0 +1,93 @@
+"""The Dramatiq actors: each a thin, idempotent shell around one engine operation.
+
+Rules every job here keeps (a message can be delivered more than once):
+- messages carry ids (strings), never objects;
+- the engine operation checks the current state and records its effect in one transaction,
+  so a second run finds the effect and changes nothing;
+- retries, backoff and time limit are explicit per job; errors that can never succeed are
+  listed in `throws` and go straight to the dead-letter queue instead of being retried.
+
+Jobs named in engine/outbox.py but not implemented here (execute_refund, accrue_commission,
+reverse_commission) are deliberately absent: their outbox rows wait for the worker that
+implements them (the relay only sends jobs it knows).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from uuid import UUID
+
+import dramatiq
+import structlog
+
+from engine import expiry, outbox
+from engine.errors import CannotRefund, OrderNotFound
+from engine.payments import refund_execution
+from workers.resources import WorkerResources
+
+log = structlog.get_logger("workers.jobs")
+
+SWEEP_OVERDUE_ORDERS = "sweep_overdue_orders"   # periodic: expire every overdue unpaid order
+PAYMENTS_QUEUE, EXPIRY_QUEUE = "payments", "expiry"
+QUEUES = (PAYMENTS_QUEUE, EXPIRY_QUEUE)
+
+SECOND, MINUTE = 1000, 60_000
+# Malformed ids and orders that do not exist will not get better with retries.
+_NEVER_SUCCEEDS = (ValueError, TypeError, OrderNotFound)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def declare_actors(broker: dramatiq.Broker, res: WorkerResources) -> dict[str, dramatiq.Actor]:
+    """Declare every job on `broker`, bound to `res`; returns them by job name."""
+
+    def actor(name: str, queue: str, **options: Any):
+        def deco(fn):
+            return dramatiq.actor(fn, actor_name=name, queue_name=queue, broker=broker, **options)
+        return deco
+
+    @actor(outbox.EXPIRE_ORDER, EXPIRY_QUEUE, max_retries=10, min_backoff=SECOND, max_backoff=MINUTE,
+           time_limit=30 * SECOND, throws=_NEVER_SUCCEEDS)
+    async def expire_order(order_id: str) -> None:
+        """Cancel an order still unpaid at its deadline (no-op if paid, cancelled or not yet due)."""
+        await res.ready()
+        await expiry.expire_by_id(res.db, UUID(order_id), now=_now())
+
+    @actor(SWEEP_OVERDUE_ORDERS, EXPIRY_QUEUE, max_retries=3, min_backoff=5 * SECOND, max_backoff=MINUTE,
+           time_limit=10 * MINUTE, throws=())
+    async def sweep_overdue_orders() -> None:
+        """Expire every overdue unpaid order (catches whatever the delayed jobs missed)."""
+        await res.ready()
+        expired = await expiry.sweep_overdue(res.db, now=_now())
+        if expired:
+            log.info("expired overdue orders", count=expired)
+
+    @actor(outbox.REFUND_CANCELLED_ORDER, PAYMENTS_QUEUE, max_retries=20, min_backoff=5 * SECOND,
+           max_backoff=10 * MINUTE, time_limit=2 * MINUTE, throws=_NEVER_SUCCEEDS + (CannotRefund,))
+    async def refund_cancelled_order(order_id: str) -> None:
+        """Refund a cancelled order's payment in full, once (provider idempotency key = the order's)."""
+        await res.ready()
+        outcome = await refund_execution.refund_cancelled_order(res.db, res.provider, UUID(order_id), now=_now())
+        log.info("refund of cancelled order", order_id=order_id, outcome=outcome)
+
+    @actor(outbox.ORDER_PAID, PAYMENTS_QUEUE, max_retries=5, min_backoff=SECOND, max_backoff=MINUTE,
+           time_limit=30 * SECOND, throws=_NEVER_SUCCEEDS)
+    async def order_paid(order_id: str) -> None:
+        """Hook after payment (notifications, fulfilment hand-off): nothing to do yet, and
+        running it twice does nothing twice. A malformed id dead-letters."""
+        UUID(order_id)
+        await res.ready()
+
+    return {a.actor_name: a for a in (expire_order, sweep_overdue_orders, refund_cancelled_order, order_paid)}
+
+
+def sender(actors: dict[str, dramatiq.Actor]):
+    """The relay's send function: job name + payload (+ delay) -> a message on that actor."""
+
+    def send(job: str, payload: dict[str, Any], delay_ms: int | None) -> None:
+        actors[job].send_with_options(kwargs=payload, delay=delay_ms)
+
+    return send
