@@ -29,7 +29,8 @@ SORT_COLUMNS = {
 DEFAULT_ORDER = {"price": "asc", "name": "asc", "stock": "asc", "createdAt": "desc", "popularity": "desc"}
 
 _OUT_OF_STOCK = "(p.status = 'ACTIVE' AND p.track_inventory AND p.stock_available = 0)"
-_IN_STOCK_ACTIVE = "(p.status = 'ACTIVE' AND NOT (p.track_inventory AND p.stock_available = 0))"
+# Written so an index holding (status, stock_available) INCLUDE (track_inventory) can answer it.
+_IN_STOCK_ACTIVE = "(p.status = 'ACTIVE' AND (p.stock_available > 0 OR NOT p.track_inventory))"
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -83,7 +84,9 @@ def where_clause(q: ProductListing) -> tuple[str, list[object]]:
     if q.active is True:
         parts.append(_IN_STOCK_ACTIVE)
     elif q.active is False:
-        parts.append(f"NOT {_IN_STOCK_ACTIVE}")
+        # Customers only see stored-ACTIVE products, so "not active" is the out-of-stock slice
+        # (spelled as the partial index's predicate so the planner can use it).
+        parts.append(f"NOT {_IN_STOCK_ACTIVE}" if q.staff else _OUT_OF_STOCK)
     if q.category_ids is not None:
         parts.append(f"p.category_id = ANY({bind(list(q.category_ids))}::uuid[])")
     if q.min_price is not None:
@@ -121,15 +124,18 @@ PRODUCT_COLUMNS = """
 
 
 def page_query(q: ProductListing) -> tuple[str, list[object]]:
-    """The SELECT of one page (LIMIT/OFFSET), with the product's category joined."""
+    """The SELECT of one page, as a deferred join: the inner query picks the page's ids from an
+    index alone (ORDER BY ... LIMIT/OFFSET over narrow index entries), the outer one reads just
+    those rows, with their category, in the same order."""
     where, args = where_clause(q)
     order = order_clause(q, args)
     args.append(q.page_size)
     limit = f"${len(args)}"
     args.append((q.page - 1) * q.page_size)
     offset = f"${len(args)}"
-    sql = (f"SELECT {PRODUCT_COLUMNS} FROM products p LEFT JOIN categories c ON c.id = p.category_id"
-           f" WHERE {where} ORDER BY {order} LIMIT {limit} OFFSET {offset}")
+    sql = (f"SELECT {PRODUCT_COLUMNS} FROM (SELECT p.id FROM products p WHERE {where}"
+           f" ORDER BY {order} LIMIT {limit} OFFSET {offset}) page"
+           f" JOIN products p ON p.id = page.id LEFT JOIN categories c ON c.id = p.category_id ORDER BY {order}")
     return sql, args
 
 

@@ -16,9 +16,13 @@ CREATE INDEX products_by_created    ON products (tenant_id, status, created_at, 
 CREATE INDEX products_by_price      ON products (tenant_id, status, price, id) WHERE deleted_at IS NULL;
 CREATE INDEX products_by_name       ON products (tenant_id, status, name, id) WHERE deleted_at IS NULL;
 CREATE INDEX products_by_popularity ON products (tenant_id, status, units_sold, id) WHERE deleted_at IS NULL;
-CREATE INDEX products_by_stock      ON products (tenant_id, status, stock_available, id) WHERE deleted_at IS NULL;
--- Category pages and the category filter (a category and its descendants).
-CREATE INDEX products_by_category   ON products (tenant_id, category_id, status, price, id) WHERE deleted_at IS NULL;
+CREATE INDEX products_by_stock      ON products (tenant_id, status, stock_available, id) INCLUDE (track_inventory)
+    WHERE deleted_at IS NULL;
+-- Category pages and the category filter (a category and its descendants: category_id = ANY).
+-- It covers every sort key and the stock columns, so a category page's ids come from an
+-- index-only scan plus a top-N sort, however large the category (see listing.page_query).
+CREATE INDEX products_by_category   ON products (tenant_id, category_id, status, price, id)
+    INCLUDE (name, created_at, units_sold, stock_available, track_inventory) WHERE deleted_at IS NULL;
 -- The derived OUT_OF_STOCK status is a small slice: its own partial index.
 CREATE INDEX products_out_of_stock  ON products (tenant_id, created_at, id)
     WHERE deleted_at IS NULL AND status = 'ACTIVE' AND track_inventory AND stock_available = 0;
