@@ -1,0 +1,89 @@
+"""The engine's promises 1-3, checked against the database after a scenario.
+
+Each check returns a list of violations (human-readable strings); empty means the promise held.
+They read PostgreSQL directly (never through the API under test, never through the proxy).
+
+1. Never oversell: per stock row on_hand = available + reserved + sold, nothing negative;
+   reserved + sold equals the units of the orders still holding stock (nothing leaked, nothing
+   lost); units in live orders never exceed what was on hand.
+2. One order per Idempotency-Key: no key answered two different orders, every order a client
+   was told about exists, and the shop holds no order no key accounts for.
+3. Jobs exactly once: no order went through the same status twice; the outbox is drained;
+   no PENDING_PAYMENT order outlived its expiry plus a bounded delay.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from uuid import UUID
+
+import asyncpg
+
+from tests.faults.load import LoadReport
+
+HOLDING = ("PENDING_PAYMENT", "PAID", "PROCESSING", "SHIPPED", "DELIVERED")
+
+
+async def stock_promise(conn: asyncpg.Connection, tenant_id: UUID) -> list[str]:
+    bad: list[str] = []
+    rows = await conn.fetch(
+        "SELECT s.id, s.product_id, s.on_hand, s.available, s.reserved, s.sold,"
+        "       coalesce((SELECT sum(oi.quantity) FROM order_items oi JOIN orders o ON o.id = oi.order_id"
+        "                  WHERE oi.product_id = s.product_id AND oi.variant_id IS NOT DISTINCT FROM s.variant_id"
+        "                    AND o.status = ANY($2::text[])), 0) AS held"
+        "  FROM stock s WHERE s.tenant_id = $1", tenant_id, list(HOLDING))
+    for r in rows:
+        if r["on_hand"] != r["available"] + r["reserved"] + r["sold"]:
+            bad.append(f"stock {r['id']}: on_hand {r['on_hand']} != available+reserved+sold "
+                       f"{r['available']}+{r['reserved']}+{r['sold']}")
+        if min(r["on_hand"], r["available"], r["reserved"], r["sold"]) < 0:
+            bad.append(f"stock {r['id']}: negative count {dict(r)}")
+        if r["reserved"] + r["sold"] != r["held"]:
+            bad.append(f"stock {r['id']}: reserved+sold {r['reserved'] + r['sold']} != units in live orders {r['held']}")
+        if r["held"] > r["on_hand"]:
+            bad.append(f"stock {r['id']}: {r['held']} units sold/reserved but only {r['on_hand']} on hand (oversold)")
+    return bad
+
+
+async def idempotency_promise(conn: asyncpg.Connection, tenant_id: UUID, report: LoadReport) -> list[str]:
+    bad: list[str] = []
+    told: set[str] = set()
+    for key, ids in report.orders_by_key.items():
+        if len(ids) > 1:
+            bad.append(f"key {key} answered {len(ids)} different orders: {sorted(ids)}")
+        told |= ids
+    in_db = {str(r["id"]) for r in await conn.fetch("SELECT id FROM orders WHERE tenant_id = $1", tenant_id)}
+    missing = told - in_db
+    if missing:
+        bad.append(f"{len(missing)} order(s) confirmed to clients are not in the database: {sorted(missing)[:3]}")
+    undecided = sum(1 for v in report.keys.values() if v == "undecided")
+    unexplained = len(in_db - told)
+    if unexplained > undecided:
+        bad.append(f"{unexplained} order(s) no client was told about, but only {undecided} key(s) were left undecided"
+                   " (a retry created a second order)")
+    return bad
+
+
+async def jobs_promise(conn: asyncpg.Connection, tenant_id: UUID, *, expiry_bound: dt.timedelta | None = None,
+                       outbox_drained: bool = False) -> list[str]:
+    bad: list[str] = []
+    dupes = await conn.fetch(
+        "SELECT order_id, status, count(*) AS n FROM order_status_history WHERE tenant_id = $1"
+        " GROUP BY order_id, status HAVING count(*) > 1", tenant_id)
+    bad += [f"order {r['order_id']} entered {r['status']} {r['n']} times" for r in dupes]
+    if outbox_drained:
+        left = await conn.fetchval("SELECT count(*) FROM outbox WHERE tenant_id = $1 AND sent_at IS NULL"
+                                   " AND not_before < now() - interval '5 seconds'", tenant_id)
+        if left:
+            bad.append(f"{left} outbox row(s) due but never sent")
+    if expiry_bound is not None:
+        stale = await conn.fetchval(
+            "SELECT count(*) FROM orders WHERE tenant_id = $1 AND status = 'PENDING_PAYMENT'"
+            " AND expires_at < now() - $2::interval", tenant_id, expiry_bound)
+        if stale:
+            bad.append(f"{stale} PENDING_PAYMENT order(s) outlived expiry + {expiry_bound.total_seconds():.0f}s")
+    return bad
+
+
+async def order_count(conn: asyncpg.Connection, tenant_id: UUID) -> int:
+    return await conn.fetchval("SELECT count(*) FROM orders WHERE tenant_id = $1", tenant_id)
