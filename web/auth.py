@@ -27,6 +27,7 @@ from engine.identity.sessions import REDIS_DOWN
 from engine.identity.tokens import TokenIssuer
 from engine.principal import Principal
 from engine.settings import Settings
+from web.ratelimit import Breaker
 
 # The refresh family (`sid`) of the bearer token of this request, for logout.
 SESSION_ID: web.RequestKey[Any] = web.RequestKey("session_id")
@@ -43,6 +44,7 @@ class Authenticator:
         self.tokens = tokens
         self.revocations = revocations
         self._on_redis_down = on_redis_down
+        self._breaker = Breaker()
         self._tenants: dict[str, UUID] = {}
 
     async def tenant_id(self, slug: str) -> UUID:
@@ -78,8 +80,12 @@ class Authenticator:
         claims = self.tokens.decode_access(token.strip())
         if self.revocations is not None:
             try:
+                if self._breaker.is_open:
+                    raise ConnectionError("Redis failed less than a second ago")
                 revoked = await self.revocations.is_revoked(claims.jti, claims.session_id)
             except REDIS_DOWN as exc:
+                if not self._breaker.is_open:
+                    self._breaker.trip()
                 self._on_redis_down("revocation_check", exc)
                 if request.method not in SAFE_METHODS:
                     raise ServiceUnavailable("Cannot verify the access token right now; retry shortly.",

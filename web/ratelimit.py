@@ -147,6 +147,22 @@ def decide(limits: list[Limit], admitted: bool, now_ms: int, counts: list[int], 
     return Decision(False, limits[i], 0, math.ceil(free_at(i) / 1000), retry)
 
 
+class Breaker:
+    """After a Redis failure, skip Redis for a moment instead of paying a failed connection
+    attempt on every request; try again after `seconds` (recovery needs no restart)."""
+
+    def __init__(self, seconds: float = _BREAKER_SECONDS) -> None:
+        self._seconds = seconds
+        self._open_until = 0.0
+
+    @property
+    def is_open(self) -> bool:
+        return time.monotonic() < self._open_until
+
+    def trip(self) -> None:
+        self._open_until = time.monotonic() + self._seconds
+
+
 class RateLimiter:
     """No limits (rate limiting disabled); the interface every route calls."""
 
@@ -162,7 +178,7 @@ class RedisRateLimiter(RateLimiter):
         self._script = redis.register_script(_SLIDING_WINDOW)
         self._on_fail_open = on_fail_open
         self._on_refused = on_refused
-        self._skip_until = 0.0
+        self._breaker = Breaker()
 
     async def check(self, request: web.Request, principal: Principal, policy: str | None) -> dict[str, str]:
         """X-RateLimit-* headers for the response; raises RateLimited (429) or, for a
@@ -171,14 +187,14 @@ class RedisRateLimiter(RateLimiter):
                                    client_address(request, self._settings))
         if not limits:
             return {}
-        if time.monotonic() < self._skip_until:
+        if self._breaker.is_open:
             return self._redis_down(policy, ConnectionError("Redis failed less than a second ago"))
         try:
             admitted, now_ms, counts, oldest = await self._script(
                 keys=[lim.key for lim in limits],
                 args=[WINDOW_MS, uuid.uuid4().hex, *[lim.limit for lim in limits]])
         except REDIS_DOWN as exc:
-            self._skip_until = time.monotonic() + _BREAKER_SECONDS
+            self._breaker.trip()
             return self._redis_down(policy, exc)
         decision = decide(limits, bool(admitted), int(now_ms), [int(c) for c in counts], [int(o) for o in oldest])
         headers = decision.headers()

@@ -54,13 +54,13 @@ S = Settings(rate_catalogue=200, rate_cart=100, rate_financial=2, rate_orders=10
 def test_limits_by_caller_kind():
     tid, uid, kid = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     anon = applicable_limits(S, Principal(tenant_id=tid), "catalogue", "10.0.0.1")
-    assert [(l.policy, l.key, l.limit) for l in anon] == [("catalogue", "p:rl:catalogue:addr:10.0.0.1", 200)]
+    assert [(lim.policy, lim.key, lim.limit) for lim in anon] == [("catalogue", "p:rl:catalogue:addr:10.0.0.1", 200)]
     user = applicable_limits(S, Principal(tenant_id=tid, user_id=uid, role="customer"), "financial", "10.0.0.1")
-    assert [(l.key, l.limit) for l in user] == [(f"p:rl:financial:user:{uid}", 2)]
+    assert [(lim.key, lim.limit) for lim in user] == [(f"p:rl:financial:user:{uid}", 2)]
     key = applicable_limits(S, Principal(tenant_id=tid, api_key_id=kid, plan="enterprise"), "orders", "10.0.0.1")
-    assert [(l.policy, l.limit) for l in key] == [("orders", 100), ("api-key-enterprise", 10000)]
+    assert [(lim.policy, lim.limit) for lim in key] == [("orders", 100), ("api-key-enterprise", 10000)]
     assert applicable_limits(S, Principal(tenant_id=tid, user_id=uid), None, "x") == []
-    assert [l.limit for l in applicable_limits(S, Principal(tenant_id=tid, api_key_id=kid, plan="standard"), None, "x")] == [1000]
+    assert [lim.limit for lim in applicable_limits(S, Principal(tenant_id=tid, api_key_id=kid, plan="standard"), None, "x")] == [1000]
 
 
 A = Limit("orders", "a", 100)
