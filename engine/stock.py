@@ -24,7 +24,8 @@ actor and the caller settle without an await in between, so exactly one of them 
 units were reserved - the caller keeps them, or the actor gives them back at once.
 
 Selling, releasing an order's reservation and returning sold units (`commit_sale`,
-`release_order`, `return_sold`) run in the caller's transaction and lock every stock row in id
+`release_order`, `return_sold`) run in the caller's transaction, happen at most once per order
+(a check-and-set of orders.stock_state, migration 0004), and lock every stock row in id
 order, then the products in id order (the stock triggers of migration 0003 update products),
 so transactions touching several rows never deadlock with each other or with the actors,
 which lock one stock row and then its product.
@@ -249,23 +250,44 @@ async def _move(conn: asyncpg.Connection, units: dict[UUID, int], assignment: st
         raise RuntimeError(f"stock accounting mismatch: moved {moved} of {len(ids)} rows")
 
 
-async def commit_sale(conn: asyncpg.Connection, order_id: UUID) -> None:
-    """Reserved -> sold for every item of the order (payment confirmed). products.units_sold
-    follows through the stock triggers. Run once per order (the status change guards it)."""
+async def _advance(conn: asyncpg.Connection, order_id: UUID, before: str, after: str) -> bool:
+    """Check-and-set orders.stock_state (migration 0004): True if this call made the move."""
+    return bool(await conn.fetchval(
+        "UPDATE orders SET stock_state = $3 WHERE id = $1 AND stock_state = $2 RETURNING true",
+        order_id, before, after))
+
+
+async def commit_sale(conn: asyncpg.Connection, order_id: UUID) -> bool:
+    """Reserved -> sold for every item of the order (payment confirmed); products.units_sold
+    follows through the stock triggers. At most once per order: a second call (or a call for
+    an order already released) changes nothing and returns False."""
+    if not await _advance(conn, order_id, "RESERVED", "SOLD"):
+        return False
     await _move(conn, await _order_units(conn, order_id),
                 "reserved = s.reserved - d.q, sold = s.sold + d.q", "s.reserved >= d.q")
+    return True
 
 
-async def release_order(conn: asyncpg.Connection, order_id: UUID) -> None:
-    """Reserved -> available for every item of an unpaid order (cancelled or expired)."""
+async def release_order(conn: asyncpg.Connection, order_id: UUID) -> bool:
+    """Reserved -> available for every item of an unpaid order (cancelled or expired).
+    At most once per order; False if the units were already sold or released."""
+    if not await _advance(conn, order_id, "RESERVED", "RELEASED"):
+        return False
     await _move(conn, await _order_units(conn, order_id), "reserved = s.reserved - d.q", "s.reserved >= d.q")
+    return True
 
 
 async def return_sold(conn: asyncpg.Connection, order_id: UUID,
-                      quantities: Mapping[UUID, int] | None = None) -> None:
-    """Sold -> available. `quantities` maps order item id -> units to return; None returns
-    every item's full quantity (a paid order cancelled before shipping). The caller keeps
-    order_items.refunded_quantity; this only moves stock."""
+                      quantities: Mapping[UUID, int] | None = None) -> bool:
+    """Sold -> available. `quantities` maps order item id -> units to return (a refund; the
+    caller keeps order_items.refunded_quantity and must not return the same units twice);
+    None returns every item's full quantity (a paid order cancelled before shipping), at most
+    once per order. False (nothing moved) unless the order's units are sold."""
+    if quantities is None:
+        if not await _advance(conn, order_id, "SOLD", "RETURNED"):
+            return False
+    elif await conn.fetchval("SELECT stock_state FROM orders WHERE id = $1", order_id) != "SOLD":
+        return False
     rows = await conn.fetch(
         "SELECT id, stock_id, quantity FROM order_items WHERE order_id = $1 AND stock_id IS NOT NULL", order_id)
     units: dict[UUID, int] = defaultdict(int)
@@ -275,6 +297,7 @@ async def return_sold(conn: asyncpg.Connection, order_id: UUID,
             raise ValueError(f"cannot return {q} of {r['quantity']} units of item {r['id']}")
         units[r["stock_id"]] += q
     await _move(conn, dict(units), "sold = s.sold - d.q", "s.sold >= d.q")
+    return True
 
 
 def stock_lines(items: Sequence[tuple[UUID | None, int, UUID, UUID | None]]) -> list[StockLine]:
