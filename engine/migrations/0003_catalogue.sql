@@ -57,15 +57,17 @@ END $$;
 
 CREATE FUNCTION stock_after_update() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    -- new minus old, summed per product: a UNION ALL and a GROUP BY, never a join of the two
+    -- transition tables (they have no statistics, and a nested loop over them is quadratic).
     UPDATE products p
        SET stock_available = p.stock_available + d.available,
            units_sold = p.units_sold + d.sold
-      FROM (SELECT n.product_id,
-                   sum(n.available - o.available)::int AS available,
-                   sum(n.sold - o.sold)::int AS sold
-              FROM new_rows n JOIN old_rows o ON o.id = n.id
-             GROUP BY n.product_id
-            HAVING sum(n.available - o.available) <> 0 OR sum(n.sold - o.sold) <> 0) d
+      FROM (SELECT product_id, sum(available)::int AS available, sum(sold)::int AS sold
+              FROM (SELECT product_id, available, sold FROM new_rows
+                    UNION ALL
+                    SELECT product_id, -available, -sold FROM old_rows) x
+             GROUP BY product_id
+            HAVING sum(available) <> 0 OR sum(sold) <> 0) d
      WHERE p.id = d.product_id;
     RETURN NULL;
 END $$;
@@ -102,11 +104,11 @@ END $$;
 CREATE FUNCTION products_after_update() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     -- Most product updates (stock, ratings, prices) do not move visibility: skip cheaply.
+    -- (A set difference, not a join: see stock_after_update.)
     IF NOT EXISTS (
-        SELECT 1 FROM new_rows n JOIN old_rows o ON o.id = n.id
-         WHERE n.category_id IS DISTINCT FROM o.category_id
-            OR n.status IS DISTINCT FROM o.status
-            OR n.deleted_at IS DISTINCT FROM o.deleted_at) THEN
+        SELECT id, category_id, status, deleted_at IS NULL FROM new_rows
+        EXCEPT ALL
+        SELECT id, category_id, status, deleted_at IS NULL FROM old_rows) THEN
         RETURN NULL;
     END IF;
     UPDATE categories c SET product_count = c.product_count + d.n
