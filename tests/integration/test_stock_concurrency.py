@@ -114,3 +114,4 @@ async def test_actor_metrics_are_exported(api, tenant, db):
         text = await r.text()
     for name in ("actors_live", "actor_mailbox_depth", "actor_batch_size_bucket", "actor_evictions", "actor_crashes"):
         assert name in text, name
+    assert 'actors_live{kind="product"} 1.0' in text and 'actors_live{kind="user"}' in text

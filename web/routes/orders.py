@@ -49,30 +49,35 @@ async def _stock_actors(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     service = StockService(app[keys.DB], settings)
     app[STOCK] = service
-    app[keys.METRICS].add_collector(lambda: _actor_metrics(service))
+    app[keys.METRICS].add_collector(lambda: _actor_metrics(app))
     try:
         yield
     finally:
         await service.shutdown(settings.shutdown_grace)
 
 
-def _actor_metrics(service: StockService) -> list[Any]:
-    s = service.stats()
+def _actor_metrics(app: web.Application) -> list[Any]:
+    """Product actors (kind="product") and, when the cart feature installed them, user actors
+    (kind="user"): one set of metric names for every actor registry of the process."""
+    registries = [("product", app[STOCK].stats())]
+    if USER_ACTORS in app:
+        registries.append(("user", app[USER_ACTORS].stats()))
     labels = ["kind"]
     live = GaugeMetricFamily("actors_live", "Live actors", labels=labels)
-    live.add_metric(["product"], s.live_actors)
     depth = GaugeMetricFamily("actor_mailbox_depth", "Messages waiting in actor mailboxes", labels=labels)
-    depth.add_metric(["product"], s.mailbox_depth)
     evicted = CounterMetricFamily("actor_evictions", "Idle actors evicted", labels=labels)
-    evicted.add_metric(["product"], s.evicted)
     crashed = CounterMetricFamily("actor_crashes", "Actors that crashed", labels=labels)
-    crashed.add_metric(["product"], s.crashed)
-    buckets, running = [], 0
-    for bound, count in s.batch_sizes:
-        running += count
-        buckets.append(("+Inf" if bound == float("inf") else str(int(bound)), running))
     hist = HistogramMetricFamily("actor_batch_size", "Messages per actor batch", labels=labels)
-    hist.add_metric(["product"], buckets, s.messages)
+    for kind, s in registries:
+        live.add_metric([kind], s.live_actors)
+        depth.add_metric([kind], s.mailbox_depth)
+        evicted.add_metric([kind], s.evicted)
+        crashed.add_metric([kind], s.crashed)
+        buckets, running = [], 0
+        for bound, count in s.batch_sizes:
+            running += count
+            buckets.append(("+Inf" if bound == float("inf") else str(int(bound)), running))
+        hist.add_metric([kind], buckets, s.messages)
     return [live, depth, evicted, crashed, hist]
 
 
