@@ -3,9 +3,8 @@
     asm = assemble(settings)            # what `commerce worker` and `commerce dev` run
     dramatiq.Worker(asm.broker, worker_threads=4).start()
 
-Middleware order matters: DatabasePool opens the resources before BackgroundLoops starts the
-relay and scheduler; BackgroundLoops stops them before DatabasePool closes the resources; and
-AsyncIO comes last so its loop outlives both.
+Middleware order matters (see `assemble`): the resources open before the relay and scheduler
+start and close after they stop, all while the AsyncIO middleware's loop runs.
 """
 
 from __future__ import annotations
@@ -50,11 +49,14 @@ def assemble(settings: Settings, *, tuning: BrokerTuning | None = None, backgrou
     """A broker with every job declared; `background=False` leaves out relay and scheduler."""
     resources = WorkerResources(settings, provider_factory)
     holder: list[Assembly] = []
-    stack: list = [DatabasePool(resources)]
+    # Dramatiq runs before_* hooks in list order and after_* hooks in reverse (an onion):
+    # AsyncIO starts its loop first and stops it last; DatabasePool opens before and closes
+    # after BackgroundLoops runs the relay and scheduler.
+    stack: list = [AsyncIO()]
     if background:
         stack.append(BackgroundLoops(lambda stop: holder[0].relay().run(stop),
                                      lambda stop: holder[0].scheduler().run(stop)))
-    stack.append(AsyncIO())
+    stack.append(DatabasePool(resources))
     broker = build_broker(settings, middleware=stack, tuning=tuning)
     asm = Assembly(settings, broker, resources)
     asm.actors = jobs.declare_actors(broker, resources)

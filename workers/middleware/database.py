@@ -1,8 +1,8 @@
 """Opens the worker's resources (asyncpg pool, Redis, provider) on the AsyncIO middleware's
 event loop after the worker boots, and closes them after it shuts down.
 
-Must come before dramatiq's AsyncIO middleware in the stack: its after_worker_shutdown then
-runs while the loop is still alive (AsyncIO's own stops the loop).
+Must come after dramatiq's AsyncIO middleware in the stack: after_* hooks run in reverse
+order, so ours then runs while the loop is still alive (AsyncIO's own stops the loop).
 """
 
 from __future__ import annotations
