@@ -65,6 +65,7 @@ class EngineRun:
         self.redis_prefix = f"{label}{secrets.token_hex(3)}"
         self.port = free_port()
         self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix=f"{label}-"))
+        self.log_dir.mkdir(parents=True, exist_ok=True)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._servers: Any = None
         self._api: subprocess.Popen[bytes] | None = None

@@ -1,0 +1,159 @@
+"""Series of repeated runs (median and spread), /metrics scraping, and the raw database loops."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import statistics
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+import asyncpg
+
+from loadtests.bench.loadgen import LoadResult
+
+
+@dataclass
+class Series:
+    """One configuration measured `len(rates)` times: rates are successes per second."""
+
+    name: str
+    concurrency: int
+    rates: list[float] = field(default_factory=list)
+    p50s: list[float] = field(default_factory=list)
+    p99s: list[float] = field(default_factory=list)
+    gen_cpu: list[float] = field(default_factory=list)      # share of one core
+    server_cpu: list[float] = field(default_factory=list)   # cores used by the API processes
+    extra: dict = field(default_factory=dict)
+
+    def add(self, result: LoadResult, successes: float, server_cpu_seconds: float = 0.0) -> None:
+        self.rates.append(successes / result.wall if result.wall else 0.0)
+        self.p50s.append(result.p50)
+        self.p99s.append(result.p99)
+        self.gen_cpu.append(result.cpu_share)
+        self.server_cpu.append(server_cpu_seconds / result.wall if result.wall else 0.0)
+
+    @property
+    def rate(self) -> float:
+        return statistics.median(self.rates) if self.rates else 0.0
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.p50s) if self.p50s else 0.0
+
+    @property
+    def p99(self) -> float:
+        return statistics.median(self.p99s) if self.p99s else 0.0
+
+    @property
+    def spread(self) -> str:
+        return f"{min(self.rates):.0f}–{max(self.rates):.0f}" if self.rates else "-"
+
+    def row(self) -> dict:
+        return {"name": self.name, "concurrency": self.concurrency, "rate": self.rate, "spread": self.spread,
+                "p50": self.p50, "p99": self.p99, "runs": len(self.rates),
+                "gen_cpu": statistics.median(self.gen_cpu) if self.gen_cpu else 0.0,
+                "server_cpu": statistics.median(self.server_cpu) if self.server_cpu else 0.0, **self.extra}
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if b else 0.0
+
+
+_SAMPLE = re.compile(r'^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+([-+\deE.naNIinf]+)$')
+
+
+def scrape(base_url: str) -> dict[str, float]:
+    """One /metrics page as {"name{labels}": value} (one API process: whichever answered)."""
+    with urllib.request.urlopen(base_url + "/metrics", timeout=5) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        m = _SAMPLE.match(line.strip())
+        if m and not line.startswith("#"):
+            out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+    return out
+
+
+def scrape_all(base_url: str, processes: int, attempts: int = 24) -> list[dict[str, float]]:
+    """Pages of (hopefully) every process: each fresh connection lands on a random process
+    (SO_REUSEPORT); distinct pages are kept. Bounded by `attempts`."""
+    pages: dict[str, dict[str, float]] = {}
+    for _ in range(attempts):
+        try:
+            page = scrape(base_url)
+        except OSError:
+            continue
+        pages[repr(sorted((k, v) for k, v in page.items() if k.startswith(("actor", "http_requests_total"))))] = page
+        if len(pages) >= processes:
+            break
+    return list(pages.values())
+
+
+def batch_sizes(pages: list[dict[str, float]], kind: str = "product") -> tuple[float, float]:
+    """(messages, batches) of the `kind` actors summed over the pages."""
+    msgs = sum(p.get(f'actor_batch_size_sum{{kind="{kind}"}}', 0.0) for p in pages)
+    batches = sum(p.get(f'actor_batch_size_count{{kind="{kind}"}}', 0.0) for p in pages)
+    return msgs, batches
+
+
+def live_actors(pages: list[dict[str, float]]) -> float:
+    return sum(v for p in pages for k, v in p.items() if k.startswith("actors_live"))
+
+
+async def raw_conditional_updates(dsn: str, stock_id: str, *, connections: int, seconds: float) -> tuple[float, float, float]:
+    """The database's own rate for the contended operation: one single-row conditional UPDATE
+    per transaction on ONE row from `connections` connections. Returns (updates/s, p50, p99 ms)."""
+    pool = await asyncpg.create_pool(dsn, min_size=connections, max_size=connections)
+    done, lat = 0, []
+    deadline = time.monotonic() + seconds
+
+    async def loop() -> None:
+        nonlocal done
+        async with pool.acquire() as conn:
+            stmt = await conn.prepare("UPDATE stock SET reserved = reserved + 1 WHERE id = $1::uuid AND available >= 1")
+            while time.monotonic() < deadline:
+                t0 = time.perf_counter()
+                await stmt.fetch(stock_id)
+                lat.append((time.perf_counter() - t0) * 1000)
+                done += 1
+
+    try:
+        t0 = time.monotonic()
+        await asyncio.gather(*(loop() for _ in range(connections)))
+        wall = time.monotonic() - t0
+    finally:
+        await pool.close()
+    lat.sort()
+    return done / wall, statistics.median(lat) if lat else 0.0, lat[int(0.99 * (len(lat) - 1))] if lat else 0.0
+
+
+async def direct_loop(dsn: str, work: Callable[[asyncpg.Connection, int], Awaitable[bool]], *, connections: int,
+                      seconds: float, max_items: int) -> tuple[float, float, float, int]:
+    """Run `work(conn, i)` for i = 0.. from `connections` connections until time or items run
+    out. Returns (successes/s, p50, p99 ms, successes)."""
+    pool = await asyncpg.create_pool(dsn, min_size=connections, max_size=connections)
+    items = iter(range(max_items))
+    ok, lat = 0, []
+    deadline = time.monotonic() + seconds
+
+    async def loop() -> None:
+        nonlocal ok
+        async with pool.acquire() as conn:
+            for i in items:
+                if time.monotonic() >= deadline:
+                    return
+                t0 = time.perf_counter()
+                ok += bool(await work(conn, i))
+                lat.append((time.perf_counter() - t0) * 1000)
+
+    try:
+        t0 = time.monotonic()
+        await asyncio.gather(*(loop() for _ in range(connections)))
+        wall = time.monotonic() - t0
+    finally:
+        await pool.close()
+    lat.sort()
+    return ok / wall, statistics.median(lat) if lat else 0.0, lat[int(0.99 * (len(lat) - 1))] if lat else 0.0, ok

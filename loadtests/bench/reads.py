@@ -1,0 +1,153 @@
+"""Sections 3-5 of the benchmark: catalogue reads vs a bare aiohttp+asyncpg endpoint, the rate
+limiter's overhead, and memory per user before and after idle actors are evicted."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+
+import asyncpg
+import psutil
+
+from loadtests.bench.contention import Plan
+from loadtests.bench.loadgen import closed_loop, get
+from loadtests.bench.measure import Series, live_actors, scrape_all
+from loadtests.engine_run import REPO, EngineRun, free_port
+from loadtests.fixtures import Shop, Tokens, add_buyers
+
+
+class BareServer:
+    """The bare endpoint in N processes on its own port; stopped on exit."""
+
+    def __init__(self, dsn: str, processes: int) -> None:
+        self.port = free_port()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "loadtests.bench.bare_server", "--dsn", dsn, "--port", str(self.port),
+             "--processes", str(processes)], cwd=REPO, start_new_session=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.base_url + "/readyz", timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        time.sleep(0.3 * processes)
+
+    def cpu_seconds(self) -> float:
+        total = 0.0
+        try:
+            for p in [psutil.Process(self._proc.pid), *psutil.Process(self._proc.pid).children(recursive=True)]:
+                t = p.cpu_times()
+                total += t.user + t.system
+        except psutil.Error:
+            pass
+        return total
+
+    def __enter__(self) -> "BareServer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            os.killpg(self._proc.pid, signal.SIGTERM)
+            self._proc.wait(15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(self._proc.pid, signal.SIGKILL)
+
+
+def _paths(shop: Shop) -> dict[str, callable]:
+    ids = shop.product_ids
+    cat = shop.category_ids["footwear"]
+    filtered = f"/api/v1/products?categoryId={cat}&minPrice=1000&maxPrice=30000&sortBy=price&sortOrder=asc&pageSize=20"
+    return {"GET /products/{id}": lambda i: f"/api/v1/products/{ids[(i * 31) % len(ids)]}",
+            "GET /products (filtered)": lambda i: filtered}
+
+
+async def _measure(base: str, path, concurrency: int, seconds: float, cpu) -> tuple:  # noqa: ANN001
+    async def request(session, i: int) -> int:  # noqa: ANN001
+        return await get(session, base + path(i))
+
+    cpu0 = cpu()
+    r = await closed_loop(request, concurrency=concurrency, seconds=seconds)
+    return r, r.statuses.get(200, 0), cpu() - cpu0
+
+
+async def catalogue_reads(engine: EngineRun, shop: Shop, plan: Plan) -> dict:
+    """Engine (limiter on, as deployed) vs bare server, same processes and load generator."""
+    out: dict = {"series": []}
+    engine.restart_api(RATE_LIMIT_ENABLED="true")
+    with BareServer(engine.database_url, engine.processes) as bare:
+        for name, path in _paths(shop).items():
+            for c in plan.concurrencies:
+                eng, raw = Series(f"{name} engine", c), Series(f"{name} bare aiohttp+asyncpg", c)
+                for _ in range(plan.runs):  # interleaved, so drift hits both alike
+                    r, ok, cpu = await _measure(engine.base_url, path, c, plan.seconds, engine.api_cpu_seconds)
+                    eng.add(r, ok, cpu)
+                    r, ok, cpu = await _measure(bare.base_url, path, c, plan.seconds, bare.cpu_seconds)
+                    raw.add(r, ok, cpu)
+                out["series"] += [eng, raw]
+    return out
+
+
+async def limiter_overhead(engine: EngineRun, shop: Shop, plan: Plan, concurrency: int) -> dict:
+    path = _paths(shop)["GET /products/{id}"]
+    on, off = Series("limiter on", concurrency), Series("limiter off", concurrency)
+    for _ in range(plan.runs):
+        for flag, s in (("true", on), ("false", off)):
+            engine.restart_api(RATE_LIMIT_ENABLED=flag)
+            r, ok, cpu = await _measure(engine.base_url, path, concurrency, plan.seconds, engine.api_cpu_seconds)
+            s.add(r, ok, cpu)
+    return {"series": [on, off]}
+
+
+async def memory(engine: EngineRun, shop: Shop, tokens: Tokens, *, users: int, idle_seconds: float,
+                 concurrency: int = 64, max_seconds: float = 240) -> dict:
+    """RSS of one API process: at rest, with `users` distinct users each touching a cart
+    (GET /cart goes through the user's actor), and after the idle actors were evicted."""
+    processes = engine.processes
+    engine.processes = 1
+    try:
+        engine.restart_api(ACTOR_IDLE_SECONDS=str(idle_seconds), RATE_LIMIT_ENABLED="true")
+        conn = await asyncpg.connect(engine.database_url)
+        try:
+            people = await add_buyers(conn, tokens, uuid.UUID(shop.tenant_id), users + 200, with_address=False)
+        finally:
+            await conn.close()
+        warm, people = people[:200], people[200:]
+        url = engine.base_url + "/api/v1/cart"
+
+        async def touch(group, session, i: int) -> int:  # noqa: ANN001
+            return await get(session, url, {"Authorization": f"Bearer {group[i].token}"})
+
+        # Warm up every code path once, then let those actors go: the baseline is a warm process.
+        await closed_loop(lambda s, i: touch(warm, s, i), concurrency=16, seconds=30, max_requests=len(warm))
+        await _wait_evicted(engine, idle_seconds)
+        start = engine.api_rss()
+        r = await closed_loop(lambda s, i: touch(people, s, i), concurrency=concurrency, seconds=max_seconds,
+                              max_requests=len(people))
+        peak, live = engine.api_rss(), live_actors(scrape_all(engine.base_url, 1))
+        evicted_after = await _wait_evicted(engine, idle_seconds)
+        after = engine.api_rss()
+    finally:
+        engine.processes = processes
+    return {"users": r.statuses.get(200, 0), "sent": r.sent, "seconds": r.wall, "start": start, "peak": peak,
+            "after": after, "live_at_peak": live, "evict_wait": evicted_after, "idle_seconds": idle_seconds,
+            "gen_cpu": r.cpu_share}
+
+
+async def _wait_evicted(engine: EngineRun, idle_seconds: float, limit: float = 60.0) -> float:
+    """Wait until no actor is live (bounded); returns the seconds waited."""
+    t0 = time.monotonic()
+    await asyncio.sleep(idle_seconds)
+    while time.monotonic() - t0 < limit:
+        if live_actors(scrape_all(engine.base_url, 1)) == 0:
+            break
+        await asyncio.sleep(0.5)
+    return time.monotonic() - t0
