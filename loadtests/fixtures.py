@@ -105,8 +105,7 @@ async def arrange_shop(url: str, tokens: Tokens, *, products: int = 200, buyers:
                 "INSERT INTO categories (tenant_id, name, slug, position) VALUES ($1, $2, $3, $4) RETURNING id",
                 tenant_id, slug.title(), slug, pos)
         ids = await add_products(conn, tenant_id, list(cats.values()), products, stock_per_product)
-        hot_id, hot_stock_id = (await add_products(conn, tenant_id, [cats["electronics"]], 1, hot_stock,
-                                                   name="Flash sale console"))[0], None
+        hot_id = (await add_products(conn, tenant_id, [cats["electronics"]], 1, hot_stock, name="Flash sale console"))[0]
         hot_stock_id = await conn.fetchval("SELECT id FROM stock WHERE product_id = $1", hot_id)
         method = await conn.fetchval(
             "INSERT INTO shipping_methods (tenant_id, name, carrier, min_days, max_days, currency, zones,"
