@@ -378,11 +378,11 @@ def _instant(text: str | None, field: str) -> dt.datetime | None:
         return None
     try:
         value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)  # out of range (year 1 at -05:00) fails here, not in SQL
+    except (ValueError, OverflowError):
         raise ValidationError("Invalid query parameters.", details={field: ["must be an ISO 8601 date or date-time"]}) from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    return value
 
 
 @routes.get("/orders", query=OrdersQuery, response=OrdersResponse, auth=REQUIRED, policy="orders", paginated=True,
