@@ -203,7 +203,8 @@ async def get_order(db: Database, principal: Principal, order_id: UUID) -> Order
             order_id, principal.tenant_id, user_id)
         if order is None:
             raise OrderNotFound()
-        items = await conn.fetch("SELECT * FROM order_items WHERE order_id = $1 ORDER BY id", order_id)
+        items = await conn.fetch("SELECT * FROM order_items WHERE order_id = $1"
+                                 " ORDER BY product_name, sku, id", order_id)
         history = await conn.fetch(
             "SELECT status, note, changed_by, changed_at FROM order_status_history WHERE order_id = $1 ORDER BY id",
             order_id)

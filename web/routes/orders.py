@@ -344,8 +344,10 @@ async def checkout(req: Req) -> web.StreamResponse:
     return await idempotent(req, run, status=201)
 
 
+# The platform document's endpoint: its budget is the API key plan's (and the order operations'
+# 100/min for users), not the storefront's 2/min for the cart checkout button.
 @routes.post("/orders", body=CreateOrderRequest, response=CheckoutResponse, status=201, auth=REQUIRED,
-             policy="financial", idempotent=True,
+             policy="orders", idempotent=True,
              errors=CHECKOUT_ERRORS + ("PRODUCT_NOT_FOUND", "VARIANT_NOT_FOUND", "USER_NOT_FOUND",
                                        "MAX_QUANTITY_EXCEEDED", "FORBIDDEN"),
              tag="Orders", summary="Create an order from items (for yourself, or for a customer with orders:write)")
