@@ -41,7 +41,7 @@ class Observed:
         for api in stack.apis:
             if api.alive:
                 try:
-                    status, headers, _ = http_get(api.base_url + "/readyz", 3.0)
+                    status, headers, _ = http_get(api.base_url + "/readyz", 8.0)
                 except OSError:
                     continue
                 self.readiness.append((status, headers.get("Retry-After")))
@@ -109,6 +109,7 @@ def run_under_load(stack: Stack, record: ScenarioRecord, *, injected: str, injec
         record.details["load"] = report.summary()
         record.details["readiness_while_down"] = sorted({f"{s} Retry-After={ra}" for s, ra in observed.readiness})
         record.details["after_restore"] = _after(report, locals().get("restored_at"))
+        record.details["slowest_request_s"] = round(max((a.elapsed for a in report.attempts), default=0.0), 2)
 
     assert not report.server_errors(), f"server errors: {report.server_errors()[:3]}"
     assert not report.unavailable_without_retry_after(), "503 without Retry-After"
