@@ -87,6 +87,9 @@ class Settings:
     worker_processes: int = _setting("WORKER_PROCESSES", 2, "Processes `commerce worker` starts")
     worker_threads: int = _setting("WORKER_THREADS", 4, "Threads per worker process")
     outbox_poll_seconds: float = _setting("OUTBOX_POLL_SECONDS", 0.5, "How often the outbox relay looks for unsent rows")
+    worker_heartbeat_timeout: float = _setting("WORKER_HEARTBEAT_TIMEOUT", 20.0, "Seconds without a worker heartbeat before its unacknowledged jobs are redelivered")
+    worker_requeue_interval: float = _setting("WORKER_REQUEUE_INTERVAL", 5.0, "How often the broker looks for a dead worker's jobs to requeue")
+    dead_letter_ttl: float = _setting("DEAD_LETTER_TTL", 604800.0, "Seconds dead-lettered jobs are kept for an operator to retry")
     scheduler_tick_seconds: float = _setting("SCHEDULER_TICK_SECONDS", 15.0, "Period of the expiry sweep and tracking sync")
 
     dev_mode: bool = _setting("DEV_MODE", False, "Set by `commerce dev`: allows dev defaults for secrets and seeds demo accounts")

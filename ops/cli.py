@@ -124,17 +124,22 @@ def cmd_jobs(args: argparse.Namespace) -> None:
     if args.retry_dead:
         print(f"re-enqueued {operations.retry_dead_letters(settings, queue=args.queue)} dead-lettered job(s)")
         return
-    stats = asyncio.run(operations.queue_stats(settings)) if asyncio.iscoroutinefunction(operations.queue_stats) \
-        else operations.queue_stats(settings)
+    if args.purge_dead:
+        print(f"dropped {operations.purge_dead_letters(settings, queue=args.queue)} dead-lettered job(s)")
+        return
+    if args.list_dead:
+        for letter in operations.list_dead_letters(settings, queue=args.queue):
+            print("  ".join(f"{k}={v}" for k, v in letter.items()))
+        return
+    stats = asyncio.run(operations.queue_stats(settings))
     for key, value in stats.items():
         print(f"{key:32} {value}")
 
 
 def cmd_settings(args: argparse.Namespace) -> None:
-    rows = Settings().describe()
-    print("| Variable | Default | Meaning |\n|---|---|---|")
-    for name, default, help_text in rows:
-        print(f"| `{name}` | `{default}` | {help_text} |")
+    from ops.readme import settings_table
+
+    print(settings_table(), end="")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     j = sub.add_parser("jobs", help="queue depths, outbox lag, dead letters")
     j.add_argument("--retry-dead", action="store_true", help="re-enqueue dead-lettered jobs")
+    j.add_argument("--list-dead", action="store_true", help="show the newest dead-lettered jobs")
+    j.add_argument("--purge-dead", action="store_true", help="drop dead-lettered jobs")
     j.add_argument("--queue")
     j.set_defaults(fn=cmd_jobs)
 

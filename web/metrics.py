@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+import asyncio
+from typing import Awaitable, Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import Metric
@@ -20,6 +21,7 @@ class _CallbackCollector(Collector):
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._refreshers: list[Callable[[], Awaitable[None]]] = []
         self.requests = Counter("http_requests_total", "HTTP requests by route and status",
                                 ["method", "route", "status"], registry=self.registry)
         self.latency = Histogram("http_request_duration_seconds", "HTTP request latency by route",
@@ -29,6 +31,16 @@ class Metrics:
     def add_collector(self, fn: Callable[[], Iterable[Metric]]) -> None:
         """Register a callback yielding metric families at scrape time (actors, queues, limiter)."""
         self.registry.register(_CallbackCollector(fn))
+
+    def add_refresher(self, fn: Callable[[], Awaitable[None]]) -> None:
+        """Register an async callback run before each scrape (figures that need I/O)."""
+        self._refreshers.append(fn)
+
+    async def refresh(self, timeout: float = 2.0) -> None:
+        """Run the refreshers; a slow or failing one leaves its gauges as they were."""
+        if self._refreshers:
+            await asyncio.gather(*(asyncio.wait_for(fn(), timeout) for fn in self._refreshers),
+                                 return_exceptions=True)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -203,3 +203,9 @@ async def test_openapi_shows_money_as_numbers(client):
     async with client.get("/api/v1/openapi.json") as r:
         text = await r.text()
     assert '"format":"decimal"' not in text.replace(" ", "")
+
+
+async def test_metrics_show_job_queues_and_outbox_lag(client):
+    async with client.get("/metrics") as r:
+        text = await r.text()
+    assert "outbox_lag_rows" in text and "job_queue_messages{" in text

@@ -18,3 +18,9 @@ def test_readme_opens_with_the_two_commands():
 def test_every_setting_is_in_the_configuration_table():
     missing = [f.metadata["env"] for f in FIELDS if f"`{f.metadata['env']}`" not in README]
     assert missing == []
+
+
+def test_configuration_table_is_current():
+    from ops.readme import settings_table
+
+    assert settings_table() in README, "run `python -m ops.readme`"

@@ -51,6 +51,7 @@ async def readyz(req: Req) -> web.StreamResponse | Readiness:
 
 @routes.get("/metrics", auth=NONE, tag="System", summary="Prometheus metrics", raw=True)
 async def metrics(req: Req) -> web.StreamResponse:
+    await req.app[keys.METRICS].refresh()
     body = req.app[keys.METRICS].render()
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
@@ -63,3 +64,30 @@ async def openapi(req: Req) -> web.StreamResponse:
 @routes.get("/docs", auth=NONE, tag="System", summary="Human-readable API reference", raw=True)
 async def docs(req: Req) -> web.StreamResponse:
     return web.Response(body=_DOCS_PAGE.read_bytes(), content_type="text/html")
+
+
+def setup(app: web.Application) -> None:
+    """Background-job figures (queue depths, dead letters, outbox lag) on /metrics."""
+    from prometheus_client import Gauge
+
+    metrics, settings = app[keys.METRICS], app[keys.SETTINGS]
+    depth = Gauge("job_queue_messages", "Messages per job queue and state (ready, delayed, dead)",
+                  ["queue", "state"], registry=metrics.registry)
+    lag_rows = Gauge("outbox_lag_rows", "Outbox rows due but not yet sent", registry=metrics.registry)
+    lag_age = Gauge("outbox_lag_seconds", "Age of the oldest due, unsent outbox row", registry=metrics.registry)
+    dead = Gauge("job_dead_letters", "Dead-lettered jobs across all queues", registry=metrics.registry)
+
+    async def refresh() -> None:
+        # The one place web reads worker state; allowed by the import contract in pyproject.toml.
+        from workers.operations import queue_stats
+
+        stats = await queue_stats(settings)
+        for key, value in stats.items():
+            parts = key.split(".")
+            if parts[0] == "queue" and len(parts) == 3:
+                depth.labels(parts[1], parts[2]).set(value)
+        lag_rows.set(stats.get("outbox.lag_count", 0))
+        lag_age.set(stats.get("outbox.lag_seconds", 0))
+        dead.set(stats.get("dead_letters.total", 0))
+
+    metrics.add_refresher(refresh)
