@@ -53,7 +53,7 @@ async def test_read_only_product_fields_are_refused(api, tenant, product) -> Non
 
 async def test_address_owner_cannot_be_assigned(api, shopper) -> None:
     r = await api.post("/api/v1/addresses", as_=shopper, json={
-        "recipientName": "X", "street": "S 1", "city": "C", "country": "RU", "postalCode": "101000",
+        "recipientName": "X", "street": "S 1", "city": "C", "region": "R", "country": "RU", "postalCode": "101000",
         "userId": str(uuid.uuid4())})
     assert r.status == 400
 
@@ -85,7 +85,7 @@ async def test_json_nested_100000_deep(api, shopper, opener, closer) -> None:
 
 async def test_nul_in_json_string(api, shopper) -> None:
     r = await api.post("/api/v1/addresses", as_=shopper, json={
-        "recipientName": "A\u0000B", "street": "S 1", "city": "C", "country": "RU", "postalCode": "101000"})
+        "recipientName": "A\u0000B", "street": "S 1", "city": "C", "region": "R", "country": "RU", "postalCode": "101000"})
     assert r.status == 400
 
 
