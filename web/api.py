@@ -167,6 +167,8 @@ async def decode_body(request: web.Request, typ: Any) -> Any:
         raise validation_error(exc) from None
     except msgspec.DecodeError as exc:
         raise ValidationError("Malformed JSON.", details={"body": [str(exc)]}) from None
+    except UnicodeDecodeError:
+        raise ValidationError("The body is not valid UTF-8.", details={"body": ["invalid UTF-8"]}) from None
     except RecursionError:
         raise ValidationError("JSON is nested too deeply.", details={"body": ["nested too deeply"]}) from None
 

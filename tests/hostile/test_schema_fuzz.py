@@ -43,8 +43,6 @@ def _schemathesis() -> str:
     return found
 
 
-@pytest.mark.xfail(reason="FINDING for web/routes/payments.py: /pay/{orderId}, /pay/{orderId}/complete and /fail answer "
-                   "404 for an unknown order but do not document it (add ORDER_NOT_FOUND to their errors)")
 @pytest.mark.parametrize("role", ["staff", "customer"])
 async def test_fuzz_the_served_schema(served: ApiProcess, tenant, role: str, tmp_path: Path) -> None:
     user = await tenant.user(role)

@@ -53,7 +53,7 @@ _ACTIONS = """<form method="post" action="/pay/{id}/complete" style="display:inl
 <form method="post" action="/pay/{id}/fail" style="display:inline"><button>Fail payment</button></form>"""
 
 
-@pages.get("/pay/{orderId}", auth=PUBLIC, raw=True, tag="Payments", summary="Sandbox hosted payment page")
+@pages.get("/pay/{orderId}", auth=PUBLIC, raw=True, errors=("ORDER_NOT_FOUND",), tag="Payments", summary="Sandbox hosted payment page")
 async def payment_page(req: Req) -> web.StreamResponse:
     view = await payment_page_view(req.app[keys.DB], req.params["orderId"])
     if view is None:
@@ -80,12 +80,12 @@ async def _sandbox_outcome(req: Req, succeeded: bool) -> web.StreamResponse:
     return web.Response(status=303, headers={"Location": f"/pay/{order_id}"})
 
 
-@pages.post("/pay/{orderId}/complete", auth=PUBLIC, raw=True, tag="Payments", summary="Sandbox: pay")
+@pages.post("/pay/{orderId}/complete", auth=PUBLIC, raw=True, errors=("ORDER_NOT_FOUND",), tag="Payments", summary="Sandbox: pay")
 async def payment_complete(req: Req) -> web.StreamResponse:
     return await _sandbox_outcome(req, succeeded=True)
 
 
-@pages.post("/pay/{orderId}/fail", auth=PUBLIC, raw=True, tag="Payments", summary="Sandbox: fail the payment")
+@pages.post("/pay/{orderId}/fail", auth=PUBLIC, raw=True, errors=("ORDER_NOT_FOUND",), tag="Payments", summary="Sandbox: fail the payment")
 async def payment_fail(req: Req) -> web.StreamResponse:
     return await _sandbox_outcome(req, succeeded=False)
 
