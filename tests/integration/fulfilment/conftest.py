@@ -4,6 +4,7 @@ own change_status), and a real Dramatiq worker with the fulfilment jobs installe
 from __future__ import annotations
 
 import asyncio
+import json
 import datetime as dt
 import secrets
 import uuid
@@ -72,8 +73,8 @@ async def arrange_order(pool: asyncpg.Pool, tenant_id: uuid.UUID, user_id: uuid.
             " shipping, total, shipping_address, shipping_method, expires_at)"
             " VALUES ($1, $2, $3, $4, 'PENDING_PAYMENT', $5, 'RUB', $6, $7, $8, $9::jsonb, $10::jsonb,"
             " now() + interval '30 minutes')", order_id, tenant_id, user_id, "ORD-" + secrets.token_hex(6), method,
-            subtotal, Decimal(shipping), total, {"city": "Moscow", "country": "RU", "postalCode": "125009"},
-            {"name": "Standard", "carrier": "Russian Post"})
+            subtotal, Decimal(shipping), total, json.dumps({"city": "Moscow", "country": "RU", "postalCode": "125009"}),
+            json.dumps({"name": "Standard", "carrier": "Russian Post"}))
         for pid, sid, price, qty in rows:
             items.append(await conn.fetchval(
                 "INSERT INTO order_items (tenant_id, order_id, product_id, stock_id, product_name, sku, quantity,"
