@@ -182,3 +182,33 @@ async def test_partial_refund_is_recorded_without_status_change(api, tenant, db,
     r = await api.post(_path(order), as_=buyer, json={"reason": "rest"})
     assert r.status == 201 and r.data["requestedAmount"] == 200
     assert [i["itemId"] for i in r.data["items"]] == [str(order.items[0])]
+
+
+async def test_another_tenants_staff_sees_nothing(api, tenant, db, database, base_settings):
+    import secrets
+
+    from tests.conftest import Tenant
+    slug = f"t-{secrets.token_hex(6)}"
+    other = Tenant(await db.fetchval("INSERT INTO tenants (slug, name) VALUES ($1, $1) RETURNING id", slug),
+                   slug, db, base_settings)
+    intruder = await other.user("staff")
+    buyer = await tenant.user()
+    order = await _delivered(db, database, tenant, buyer)
+    rid = (await api.post(_path(order), as_=buyer, json={"reason": "x"})).data["refundRequestId"]
+    method = await db.fetchval(
+        "INSERT INTO shipping_methods (tenant_id, name, carrier, min_days, max_days, currency, zones, weight_bands)"
+        " VALUES ($1, 'M', 'C', 1, 2, 'RUB', '[{\"countries\": [\"RU\"]}]', '[{\"maxGrams\": null, \"price\": 1}]')"
+        " RETURNING id", tenant.id)
+    h = {"X-Tenant": slug}
+    calls = [("POST", f"/api/v1/admin/refunds/{rid}/approve", {}, "REFUND_NOT_FOUND"),
+             ("POST", f"/api/v1/admin/refunds/{rid}/reject", {"reason": "x"}, "REFUND_NOT_FOUND"),
+             ("PATCH", f"/api/v1/shipping/methods/{method}", {"name": "pwned"}, "SHIPPING_METHOD_NOT_FOUND"),
+             ("DELETE", f"/api/v1/shipping/methods/{method}", None, "SHIPPING_METHOD_NOT_FOUND"),
+             ("POST", f"/api/v1/admin/orders/{order.id}/ship", {}, "ORDER_NOT_FOUND"),
+             ("GET", f"/api/v1/orders/{order.id}/tracking", None, "ORDER_NOT_FOUND")]
+    for verb, path, body, code in calls:
+        r = await api.call(verb, path, as_=intruder, json=body, headers=h)
+        assert r.status == 404 and r.error["code"] == code, (verb, path, r.status)
+    assert (await api.get("/api/v1/admin/refunds", as_=intruder, headers=h)).data["refunds"] == []
+    assert await db.fetchval("SELECT status FROM refund_requests WHERE id = $1::uuid", rid) == "PENDING_REVIEW"
+    assert await db.fetchval("SELECT name FROM shipping_methods WHERE id = $1", method) == "M"
