@@ -17,7 +17,7 @@ from dramatiq.middleware.asyncio import AsyncIO
 
 from engine.payments import provider_for
 from engine.settings import Settings
-from workers import jobs
+from workers import jobs, jobs_fulfilment
 from workers.broker import BrokerTuning, build_broker
 from workers.middleware.background import BackgroundLoops
 from workers.middleware.database import DatabasePool
@@ -41,6 +41,7 @@ class Assembly:
         sweep = self.actors[jobs.SWEEP_OVERDUE_ORDERS]
         tasks = [PeriodicTask("expiry_sweep", self.settings.scheduler_tick_seconds,
                               lambda: asyncio.to_thread(sweep.send))]
+        tasks += jobs_fulfilment.periodic_tasks(self.actors, self.settings.scheduler_tick_seconds)
         return Scheduler(self.resources.redis, self.settings.redis_prefix, tasks)
 
 
@@ -60,5 +61,6 @@ def assemble(settings: Settings, *, tuning: BrokerTuning | None = None, backgrou
     broker = build_broker(settings, middleware=stack, tuning=tuning)
     asm = Assembly(settings, broker, resources)
     asm.actors = jobs.declare_actors(broker, resources)
+    asm.actors.update(jobs_fulfilment.declare_actors(broker, resources))
     holder.append(asm)
     return asm

@@ -15,7 +15,7 @@ from dramatiq.message import Message
 
 from engine.settings import Settings
 from workers.broker import build_broker, namespace_of
-from workers.jobs import QUEUES
+from workers.queues import ALL_QUEUES as QUEUES
 
 # Per-delivery options that must not follow a letter back onto its queue.
 _DELIVERY_OPTIONS = ("redis_message_id", "retries", "traceback", "eta")

@@ -91,11 +91,3 @@ def periodic_tasks(actors: dict[str, dramatiq.Actor], tick_seconds: float) -> li
     """The scheduler entries of this module: the tracking sync, every `tick_seconds`."""
     sync = actors[SYNC_TRACKING]
     return [PeriodicTask("tracking_sync", tick_seconds, lambda: asyncio.to_thread(sync.send))]
-
-
-def install(asm: Any) -> dict[str, dramatiq.Actor]:
-    """Declare these jobs on an assembled worker (workers.assembly.Assembly) before it starts,
-    so its relay sends their outbox rows. Returns the new actors."""
-    actors = declare_actors(asm.broker, asm.resources)
-    asm.actors.update(actors)
-    return actors

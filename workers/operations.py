@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from engine.settings import Settings
 from workers.broker import namespace_of
 from workers.deadletters import list_dead_letters, purge_dead_letters, retry_dead_letters
-from workers.jobs import QUEUES
+from workers.queues import ALL_QUEUES as QUEUES
 
 __all__ = ["queue_stats", "retry_dead_letters", "list_dead_letters", "purge_dead_letters"]
 

@@ -37,6 +37,10 @@ RESOURCES: dict[str, dict[str, str]] = {
     "/api/v1/orders/{id}/refund": {"id": "order"},
     "/api/v1/orders/{id}/tracking": {"id": "order"},
     "/api/v1/admin/orders/{id}/confirm-payment": {"id": "order"},
+    "/api/v1/admin/orders/{id}/ship": {"id": "order"},
+    "/api/v1/shipping/methods/{id}": {"id": "shipping_method"},
+    "/api/v1/admin/refunds/{id}/approve": {"id": "refund_request"},
+    "/api/v1/admin/refunds/{id}/reject": {"id": "refund_request"},
 }
 # Routes whose path parameter is not another party's object, with the reason.
 NOT_OBJECTS = {
@@ -45,7 +49,7 @@ NOT_OBJECTS = {
     "/pay/{orderId}/complete": "sandbox hosted payment page (capability URL)",
     "/pay/{orderId}/fail": "sandbox hosted payment page (capability URL)",
 }
-USER_OWNED = {"address", "cart_item", "order"}
+USER_OWNED = {"address", "cart_item", "order", "refund_request"}
 BODIES: dict[tuple[str, str], dict] = {
     ("PATCH", "/api/v1/products/{id}"): {"name": "pwned"},
     ("PATCH", "/api/v1/categories/{id}"): {"name": "pwned"},
@@ -57,10 +61,14 @@ BODIES: dict[tuple[str, str], dict] = {
     ("PATCH", "/api/v1/coupons/{id}"): {"active": False},
     ("PATCH", "/api/v1/orders/{id}/status"): {"status": "CANCELLED"},
     ("POST", "/api/v1/orders/{id}/cancel"): {"reason": "pwned"},
-    ("POST", "/api/v1/orders/{id}/refund"): {"reason": "pwned", "items": []},
+    ("POST", "/api/v1/orders/{id}/refund"): {"reason": "pwned"},
+    ("POST", "/api/v1/admin/orders/{id}/ship"): {"trackingNumber": "PWNED"},
+    ("PATCH", "/api/v1/shipping/methods/{id}"): {"name": "pwned"},
+    ("POST", "/api/v1/admin/refunds/{id}/approve"): {},
+    ("POST", "/api/v1/admin/refunds/{id}/reject"): {"reason": "pwned"},
 }
 TABLES = ("users", "products", "stock", "categories", "reviews", "addresses", "carts", "cart_items", "coupons",
-          "orders", "order_items", "api_keys", "payments")
+          "orders", "order_items", "api_keys", "payments", "shipping_methods", "refund_requests")
 
 
 def id_routes() -> list:
@@ -108,10 +116,14 @@ async def _resources(api: Api, db, tenant, owner, staff) -> dict[str, str]:
         "INSERT INTO shipping_methods (tenant_id, name, carrier, min_days, max_days, currency, zones, weight_bands)"
         " VALUES ($1, 'Courier', 'sandbox', 1, 3, 'RUB', '[{\"countries\": [\"RU\"]}]'::jsonb,"
         " '[{\"maxGrams\": null, \"price\": \"300\"}]'::jsonb) RETURNING id", tenant.id)
+    out["shipping_method"] = str(method)
     order = await api.post("/api/v1/cart/checkout", as_=owner, json={
         "shippingAddressId": out["address"], "shippingMethodId": str(method), "paymentMethod": "CARD"})
     if order.status == 201:
         out["order"] = order.data["orderId"]
+        out["refund_request"] = str(await db.fetchval(
+            "INSERT INTO refund_requests (tenant_id, order_id, user_id, reason, requested_amount)"
+            " VALUES ($1, $2, $3, 'mine', 1) RETURNING id", tenant.id, uuid.UUID(out["order"]), owner.id))
         # The checkout consumed the cart: put a line back so cart items stay addressable.
         out["cart_item"] = str((await api.post("/api/v1/cart/items", as_=owner, json={
             "productId": out["product"], "quantity": 1})).data["cartItemId"])

@@ -21,7 +21,6 @@ from engine.db import Database
 from engine.orders import change_status
 from engine.payments.sandbox import payment_ref_of
 from tests.integration.workers.conftest import FAST, eventually  # noqa: F401 (re-export)
-from workers import jobs_fulfilment
 from workers.assembly import Assembly, assemble
 
 UTC = dt.timezone.utc
@@ -111,9 +110,8 @@ def worker_settings(base_settings):
 
 @pytest.fixture
 def assembly(worker_settings) -> Assembly:
-    """An assembled worker with the fulfilment jobs installed; its relay runs in the worker."""
+    """An assembled worker (the fulfilment jobs included); its relay runs in the worker."""
     asm = assemble(worker_settings, tuning=FAST, background=True)
-    jobs_fulfilment.install(asm)
     yield asm
     r = redis.Redis.from_url(worker_settings.redis_url)
     keys = list(r.scan_iter(f"{worker_settings.redis_prefix}:*"))
