@@ -9,6 +9,7 @@
     commerce apikey   create, list, revoke API keys
     commerce jobs     queue depths, outbox lag, dead letters; retry dead letters
     commerce settings the configuration table (every environment variable with its default)
+    commerce loadtest a Locust scenario with budgets; commerce bench: the benchmark report
 """
 
 from __future__ import annotations
@@ -142,6 +143,15 @@ def cmd_settings(args: argparse.Namespace) -> None:
     print(settings_table(), end="")
 
 
+def cmd_passthrough(args: argparse.Namespace) -> None:
+    """`commerce loadtest ...` and `commerce bench ...` hand their arguments to the harness."""
+    if args.command == "loadtest":
+        from loadtests.run import main as harness
+    else:
+        from loadtests.bench.cli import main as harness
+    sys.exit(harness(args.rest))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="commerce", description="Actor-based commerce order engine.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -202,10 +212,19 @@ def build_parser() -> argparse.ArgumentParser:
     j.set_defaults(fn=cmd_jobs)
 
     sub.add_parser("settings", help="print the configuration table").set_defaults(fn=cmd_settings)
+
+    for name, text in (("loadtest", "run a Locust scenario with budgets (see loadtests/README.md)"),
+                       ("bench", "run the benchmark harness and write BENCHMARKS.md")):
+        lp = sub.add_parser(name, help=text, add_help=False)
+        lp.add_argument("rest", nargs=argparse.REMAINDER)
+        lp.set_defaults(fn=cmd_passthrough)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("loadtest", "bench"):  # their own parsers take every argument after
+        cmd_passthrough(argparse.Namespace(command=argv[0], rest=argv[1:]))
     args = build_parser().parse_args(argv)
     args.fn(args)
 
