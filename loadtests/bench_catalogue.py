@@ -27,9 +27,9 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 from urllib.parse import urlencode
 
 import aiohttp
@@ -224,8 +224,9 @@ def _pct(values: list[float], q: float) -> float:
 def render(outcomes: list[Outcome], a: argparse.Namespace, context: dict[str, str]) -> str:
     lines = [f"# Catalogue at {a.products:,} products".replace(",", " "), ""]
     lines += [f"- {k}: {v}" for k, v in context.items()]
-    lines += ["", "| scenario | requests | errors | req/s | p50 ms | p95 ms | p99 ms | load generator CPU"
-                  " | API CPU (cores) | PostgreSQL CPU (cores) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    header = ("| scenario | requests | errors | req/s | p50 ms | p95 ms | p99 ms | load generator CPU"
+              " | API CPU (cores) | PostgreSQL CPU (cores) |")
+    lines += ["", header, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for o in outcomes:
         r = o.result
         db = f"{o.db_cpu:.2f}" if o.db_cpu is not None else "n/a"
@@ -243,7 +244,7 @@ def render(outcomes: list[Outcome], a: argparse.Namespace, context: dict[str, st
 def _commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              timeout=5).stdout.strip() or "unknown"
+                              timeout=5, check=False).stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
@@ -296,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         engine.close()
     context = {
         "command": "`python -m loadtests.bench_catalogue " + " ".join(argv if argv is not None else sys.argv[1:]) + "`",
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "commit": _commit(),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "commit": _commit(),
         "machine": f"{os.cpu_count()} cores (nproc), {psutil.virtual_memory().total / 2**30:.1f} GiB RAM,"
                    f" {platform.system()} {platform.machine()}, Python {platform.python_version()}",
         "load average before the run (1/5/15 min)": " / ".join(f"{x:.2f}" for x in load_before),
