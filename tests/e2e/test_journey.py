@@ -191,6 +191,10 @@ def test_paid_order_from_register_to_shipped_and_beyond(stack: Stack) -> None:
     again = checkout(api2, token, address["id"], method_id, key)
     assert again.status_code == 201, describe(again)
     assert again.json() == first.json(), f"idempotent retry differs:\n{describe(first)}\n{describe(again)}"
+    assert again.headers.get("Idempotent-Replayed") == "true", dict(again.headers)
+    other = api2.post("/cart/checkout", token=token, headers={"Idempotency-Key": key}, json={
+        "shippingAddressId": address["id"], "shippingMethodId": method_id, "paymentMethod": "BANK_TRANSFER"})
+    assert other.status_code == 422 and other.json()["error"]["code"] == "IDEMPOTENCY_KEY_REUSED", describe(other)
     order_id = placed["orderId"]
     assert placed["status"] == "PENDING_PAYMENT"
     assert placed["summary"]["discount"] > 0, placed
@@ -267,6 +271,41 @@ def test_unpaid_order_expires_and_returns_its_stock(stack: Stack) -> None:
     assert order["paymentStatus"] in ("PENDING", "FAILED"), order
     wait_until(lambda: available(api1, product_id, variant_id) == before, 5, 0.2,
                what="stock of the expired order back")
-    # the expired order's page no longer offers to pay
+    # the expired order's page no longer offers to pay, and paying anyway does not revive it
     page = api1.get(placed["payment"]["paymentUrl"])
     assert page.status_code == 200 and "/complete" not in page.text, page.text[:1000]
+    late = api1.post(placed["payment"]["paymentUrl"] + "/complete", allow_redirects=False)
+    assert late.status_code < 500, describe(late)
+    time.sleep(0.5)
+    after = order_status(api2, token, order_id)
+    assert after["status"] == "CANCELLED", f"a late payment revived an expired order: {after['status']}"
+    assert available(api1, product_id, variant_id) == before, "a late payment took stock of an expired order"
+
+
+def test_one_checkout_when_the_same_key_hits_both_processes_at_once(stack: Stack) -> None:
+    api1, api2 = stack.apis
+    token = register(api1)
+    address = save_address(api1, token)
+    product_id, variant_id = pick_product(api1, token)
+    add_to_cart(api1, token, product_id, variant_id, 1)
+    method_id = shipping_method(api1, token, address)
+    key = f"e2e-race-{secrets.token_hex(8)}"
+    answers: list[Any] = [None, None]
+    gate = threading.Barrier(2)
+
+    def send(i: int, http: Http) -> None:
+        gate.wait()
+        answers[i] = checkout(Http(http.base_url), token, address["id"], method_id, key)
+
+    threads = [threading.Thread(target=send, args=(i, h)) for i, h in enumerate((api1, api2))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ok = [a for a in answers if a.status_code == 201]
+    assert ok, [describe(a) for a in answers]
+    for a in answers:  # the loser replays the winner's answer, or hears 409 CONFLICT (still running)
+        assert a.status_code in (201, 409), describe(a)
+    assert len({a.json()["data"]["orderId"] for a in ok}) == 1, [describe(a) for a in ok]
+    orders = data(api2.get("/orders", token=token))["orders"]
+    assert len(orders) == 1, f"one key, {len(orders)} orders: {orders}"
