@@ -14,8 +14,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import requests
 
@@ -81,11 +82,11 @@ class Service:
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
 
-    def start(self) -> "Service":
+    def start(self) -> Service:
         with open(self.log_path, "ab") as log:
             self.popen = subprocess.Popen(
                 [sys.executable, "-m", "ops.cli", *self.argv], cwd=REPO, env=self.env, stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, process_group=0, preexec_fn=_die_with_parent)
+                stdout=log, stderr=subprocess.STDOUT, process_group=0, preexec_fn=_die_with_parent)  # noqa: PLW1509 - prctl must run in the child
         return self
 
     def check_alive(self) -> None:

@@ -5,16 +5,25 @@ left behind; a second run on the same data folder finds the same data and seeds 
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import psutil
 import pytest
 from openapi_spec_validator import validate
 
-from tests.e2e.conftest import Http, Service, clean_env, data, describe, free_port, wait_until
+from tests.e2e.conftest import (
+    Http,
+    Service,
+    clean_env,
+    data,
+    describe,
+    free_port,
+    wait_until,
+)
 
 READY_LIMIT = 90.0   # first run: initdb, migrations, seeding
 STOP_LIMIT = 20.0
@@ -33,7 +42,7 @@ class DevRun:
                                 "--products", str(PRODUCTS)], env, log_dir / f"dev-{run}.log")
         self.http = Http(f"http://127.0.0.1:{self.port}")
 
-    def start(self) -> "DevRun":
+    def start(self) -> DevRun:
         self.service.start()
 
         def ready() -> bool:
@@ -82,9 +91,8 @@ def leftovers(data_dir: Path) -> list[str]:
             cmdline = " ".join(p.info["cmdline"] or ())
         except psutil.Error:
             continue
-        if cwd.startswith(here) or here in cmdline:
-            if p.info["name"] in SERVER_NAMES or "ops.cli" in cmdline:
-                found.append(f"{p.info['pid']} {p.info['name']} cwd={cwd} {cmdline[:200]}")
+        if (cwd.startswith(here) or here in cmdline) and p.pid != os.getpid():
+            found.append(f"{p.info['pid']} {p.info['name']} cwd={cwd} {cmdline[:200]}")
     return found
 
 

@@ -11,14 +11,23 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from ops.seed import seed
-from tests.e2e.conftest import Http, Service, clean_env, data, describe, free_port, wait_until
+from tests.e2e.conftest import (
+    Http,
+    Service,
+    clean_env,
+    data,
+    describe,
+    free_port,
+    wait_until,
+)
 
 EXPIRY_SECONDS = 4          # PAYMENT_EXPIRY_SECONDS of the stack: the unpaid order expires during the test
 JWT_KEYS = "e2e:" + "k" * 8 + secrets.token_hex(16)
