@@ -14,6 +14,10 @@ The steps, and why in this order:
    queues the payment expiry in the outbox, pays from the partner balance when asked
    (conditional debit, then the order is PAID and the units sold), and empties the cart.
 4. If anything after step 2 fails, the reservation is released.
+The reservation's stock holds (engine.stock, migration 0007) are deleted first thing in step 3's
+transaction: order_items and orders.stock_state account for the units from then on. A process
+that dies between steps 2 and 3 leaves its holds behind, and the hold reconciler gives their
+units back; a failed step 3 releases only holds that are still there, so units never go back twice.
 The web layer runs `checkout` inside the user's actor, so one process serialises one user's
 checkouts without lock waits; the cart row lock is what makes it hold across processes.
 """
@@ -43,7 +47,7 @@ from engine.pricing import Coupon, PricedLine, Quote, price
 from engine.settings import Settings
 from engine.shipping_rules import ItemSize, ShippingOption, pack, quote_method, validate_destination
 from engine.shipping_store import load_method
-from engine.stock import Reservation, StockLine, StockService
+from engine.stock import Reservation, StockLine, StockService, consume_holds
 
 PAYMENT_METHODS = ("CARD", "BANK_TRANSFER", "EWALLET", "BALANCE")
 # The sandbox bank account shown for BANK_TRANSFER (a real shop configures its own).
@@ -299,6 +303,7 @@ async def _place(db: Database, stock: StockService, settings: Settings, *, tenan
     try:
         sequence = await _next_sequence(db, tenant_id)
         async with db.transaction() as conn:
+            await consume_holds(conn, reservation)  # first: from here on the order owns the units
             return await _write(conn, settings, tenant_id=tenant_id, user_id=user_id, plan=plan, request=request,
                                 cart=cart, actor=actor, now=now, sequence=sequence)
     except BaseException:

@@ -23,6 +23,15 @@ A caller that gives up (ask timeout) never leaks units: each request carries a s
 actor and the caller settle without an await in between, so exactly one of them knows the
 units were reserved - the caller keeps them, or the actor gives them back at once.
 
+A process that dies between reserving and writing the order does not leak them either: every
+granted reservation is also a `stock_holds` row (migration 0007), inserted by the statement
+that raises stock.reserved (one round trip for the whole batch). The order transaction deletes
+its holds first thing (`consume_holds`; from then on order_items + orders.stock_state say where
+the units are), a failed checkout deletes them while giving the units back (`release_holds`),
+and `reclaim_orphaned_holds` gives back the units of holds older than `hold_grace` (their
+process is gone). Deleting a hold is what gives its units back, so they go back exactly once,
+whoever of the three gets there first; the others find nothing to delete.
+
 Selling, releasing an order's reservation and returning sold units (`commit_sale`,
 `release_order`, `return_sold`) run in the caller's transaction, happen at most once per order
 (a check-and-set of orders.stock_state, migration 0004), and lock every stock row in id
@@ -34,19 +43,31 @@ which lock one stock row and then its product.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Hashable, Iterable, Mapping, Sequence
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 
 from engine.actors import Actor, ActorRegistry, ActorStats
 from engine.db import Database
-from engine.errors import ActorUnavailable, DomainError, InsufficientStock
+from engine.errors import ActorUnavailable, Conflict, DomainError, InsufficientStock
 from engine.settings import Settings
 
 PENDING, APPLIED, ABANDONED = "pending", "applied", "abandoned"
+# Slack on top of the waits a live checkout can spend between its reservation and its order
+# transaction (see `hold_grace`), so a slow but living checkout is never reclaimed.
+HOLD_MARGIN_SECONDS = 30.0
+
+
+def hold_grace(settings: Settings) -> dt.timedelta:
+    """How old an unconsumed hold must be before its process is presumed dead: the actor's
+    answer (ask timeout), then the order sequence and the order transaction's first statement
+    (a pool wait and a statement each, at most db_command_timeout), plus a margin."""
+    return dt.timedelta(seconds=settings.actor_ask_timeout + 3 * settings.db_command_timeout
+                        + HOLD_MARGIN_SECONDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +86,41 @@ class _Change:
 
     stock_id: UUID
     quantity: int
+    hold_id: UUID | None = None   # set by the actor when it grants the reservation
     state: str = PENDING
 
 
 @dataclass(frozen=True, slots=True)
 class Reservation:
-    """What `reserve_all` obtained: units per stock row. Release it if the order fails."""
+    """What `reserve_all` obtained: units per stock row, and the holds that own them. The order
+    transaction consumes the holds (`consume_holds`); a failed checkout releases them."""
 
     units: Mapping[UUID, int] = field(default_factory=dict)
+    holds: tuple[UUID, ...] = ()
+
+
+# Raise the row's reserved count and record one hold per granted reservation, in one statement.
+# The holds' tenant comes from the stock row; created_at is the insert's wall clock, not the
+# transaction start (which may predate a wait for the row lock).
+_RESERVE_AND_HOLD = """
+WITH reserved AS (UPDATE stock SET reserved = reserved + $2, updated_at = now()
+                   WHERE id = $1 AND available >= $2 RETURNING tenant_id, available),
+     held AS (INSERT INTO stock_holds (id, tenant_id, stock_id, quantity, created_at)
+              SELECT h.id, r.tenant_id, $1, h.q, clock_timestamp()
+                FROM reserved r, unnest($3::uuid[], $4::int[]) AS h(id, q) RETURNING 1)
+SELECT (SELECT available FROM reserved) AS available, (SELECT count(*) FROM held)::int AS holds
+"""
+
+
+def _name_holds(granted: list[_Change]) -> None:
+    # One random id per batch, numbered in its low bits: uuid4() per reservation costs more
+    # CPU (a urandom call each) than the rest of the actor's Python work for it.
+    base = uuid4().int & ~_HOLD_NUMBER_MASK
+    for n, change in enumerate(granted):
+        change.hold_id = UUID(int=base | n)
+
+
+_HOLD_NUMBER_MASK = (1 << 20) - 1   # room for batches far above any sane actor_max_batch
 
 
 def _shortfall(available: int, stock_id: UUID) -> InsufficientStock:
@@ -103,21 +151,22 @@ class ProductActor(Actor):
                 else:
                     answers[i] = _shortfall(available, self.key)
             if delta and row is not None:
+                _name_holds([messages[i] for i in admitted])
                 # Still conditional: the row lock makes it certain, the condition makes it obvious.
-                done = await conn.execute(
-                    "UPDATE stock SET reserved = reserved + $2, updated_at = now()"
-                    " WHERE id = $1 AND available >= $2", self.key, delta)
-                if done != "UPDATE 1":
+                done = await conn.fetchrow(_RESERVE_AND_HOLD, self.key, delta,
+                                           [messages[i].hold_id for i in admitted],
+                                           [messages[i].quantity for i in admitted])
+                if done["available"] is None or done["holds"] != len(admitted):
                     raise RuntimeError(f"stock {self.key} changed under its row lock")
-        orphaned = 0
+        orphaned = []
         for i in admitted:
             # No await between the caller's check and this one: exactly one side owns the units.
             if messages[i].state == ABANDONED:
-                orphaned += messages[i].quantity
+                orphaned.append(messages[i].hold_id)
             else:
                 messages[i].state = APPLIED
         if orphaned:
-            await release_units(self._db, {self.key: orphaned})
+            await release_holds(self._db, orphaned)
         return answers
 
 
@@ -146,25 +195,33 @@ class StockService:
 
     # -- one row ---------------------------------------------------------------------
 
-    async def reserve(self, stock_id: UUID, quantity: int) -> None:
-        """Reserve `quantity` units of one stock row, or raise InsufficientStock."""
+    async def hold(self, stock_id: UUID, quantity: int) -> UUID:
+        """Reserve `quantity` units of one stock row under a new hold and return the hold's id,
+        or raise InsufficientStock. Until it is consumed or released the hold is reclaimed
+        (units back to available) once it is older than `hold_grace`."""
         if not self.batched:
-            await _reserve_directly(self._db, stock_id, quantity)
-            return
+            return await _reserve_directly(self._db, stock_id, quantity)
         change = _Change(stock_id, quantity)
         try:
             answer = await self._registry.ask(stock_id, change)
         except ActorUnavailable:
-            if change.state == APPLIED:  # reserved, but the answer came too late: keep it
-                return
+            if change.state == APPLIED and change.hold_id is not None:  # reserved, answered too late: keep it
+                return change.hold_id
             change.state = ABANDONED
             raise
         if isinstance(answer, DomainError):
             raise answer
+        assert change.hold_id is not None
+        return change.hold_id
 
-    async def release(self, stock_id: UUID, quantity: int) -> None:
-        """Give back reserved units (an order that will not be created)."""
-        await release_units(self._db, {stock_id: quantity})
+    async def reserve(self, stock_id: UUID, quantity: int) -> None:
+        """`hold` without the hold's id: for callers that only count units (tests, benchmarks);
+        the units go back when the reconciler finds the hold unconsumed."""
+        await self.hold(stock_id, quantity)
+
+    async def release(self, holds: Iterable[UUID]) -> None:
+        """Give back the units of these holds (an order that will not be created)."""
+        await release_holds(self._db, list(holds))
 
     # -- an order's lines --------------------------------------------------------------
 
@@ -181,13 +238,14 @@ class StockService:
                 wanted[line.stock_id] += line.quantity
                 product_of.setdefault(line.stock_id, line)
         order = sorted(wanted)
-        results = await asyncio.gather(*(self.reserve(sid, wanted[sid]) for sid in order), return_exceptions=True)
+        results = await asyncio.gather(*(self.hold(sid, wanted[sid]) for sid in order), return_exceptions=True)
         got = {sid: wanted[sid] for sid, r in zip(order, results) if not isinstance(r, BaseException)}
+        holds = tuple(r for r in results if not isinstance(r, BaseException))
         failures = [(sid, r) for sid, r in zip(order, results) if isinstance(r, BaseException)]
         if not failures:
-            return Reservation(got)
-        if got:
-            await release_units(self._db, got)
+            return Reservation(got, holds)
+        if holds:
+            await release_holds(self._db, holds)
         short = [(sid, r) for sid, r in failures if isinstance(r, InsufficientStock)]
         if len(short) < len(failures):
             raise next(r for _, r in failures if not isinstance(r, InsufficientStock))
@@ -200,24 +258,78 @@ class StockService:
                                        "variantId": first["variantId"], "items": items})
 
     async def release_all(self, reservation: Reservation) -> None:
-        if reservation.units:
-            await release_units(self._db, reservation.units)
+        """Give back whatever of the reservation is still held (nothing, if the order's
+        transaction committed and consumed the holds, or the reconciler took them)."""
+        if reservation.holds:
+            await release_holds(self._db, reservation.holds)
 
 
-async def _reserve_directly(db: Database, stock_id: UUID, quantity: int) -> None:
+async def _reserve_directly(db: Database, stock_id: UUID, quantity: int) -> UUID:
+    hold_id = uuid4()
     async with db.transaction() as conn:
-        left = await conn.fetchval(
-            "UPDATE stock SET reserved = reserved + $2, updated_at = now()"
-            " WHERE id = $1 AND available >= $2 RETURNING available", stock_id, quantity)
-        if left is None:
+        done = await conn.fetchrow(_RESERVE_AND_HOLD, stock_id, quantity, [hold_id], [quantity])
+        if done["available"] is None:
             available = await conn.fetchval("SELECT available FROM stock WHERE id = $1", stock_id)
             raise _shortfall(available or 0, stock_id)
+    return hold_id
 
 
-async def release_units(db: Database, units: Mapping[UUID, int]) -> None:
-    """Give back reserved units, one short transaction, rows in id order."""
+# ----------------------------------------------------------------------------- holds
+
+async def _give_back(conn: asyncpg.Connection, holds: Sequence[UUID]) -> int:
+    """Delete these holds and return their units to available; returns the holds deleted.
+    Holds already gone (consumed by an order, released, reclaimed) give nothing back."""
+    gone = await conn.fetch("DELETE FROM stock_holds WHERE id = ANY($1::uuid[]) RETURNING stock_id, quantity",
+                            list(holds))
+    units: dict[UUID, int] = defaultdict(int)
+    for r in gone:
+        units[r["stock_id"]] += r["quantity"]
+    await _move(conn, units, "reserved = s.reserved - d.q", "s.reserved >= d.q")
+    return len(gone)
+
+
+async def release_holds(db: Database, holds: Sequence[UUID]) -> int:
+    """Give back the units of these holds, one short transaction, stock rows in id order;
+    returns how many holds were still there to release."""
+    if not holds:
+        return 0
     async with db.transaction() as conn:
-        await _move(conn, dict(units), "reserved = s.reserved - d.q", "s.reserved >= d.q")
+        return await _give_back(conn, holds)
+
+
+async def consume_holds(conn: asyncpg.Connection, reservation: Reservation) -> None:
+    """In the order's transaction, before anything else: the order takes over the reserved
+    units, so their holds go. If the reconciler took any of them back already (this checkout
+    outlived `hold_grace`), the units may be someone else's by now: Conflict, and the caller's
+    rollback + `release_all` give back whatever was still held."""
+    if not reservation.holds:
+        return
+    gone = await conn.fetchval(
+        "WITH gone AS (DELETE FROM stock_holds WHERE id = ANY($1::uuid[]) RETURNING 1) SELECT count(*) FROM gone",
+        list(reservation.holds))
+    if gone != len(reservation.holds):
+        raise Conflict("The stock reservation expired during checkout; check out again.")
+
+
+async def reclaim_orphaned_holds(db: Database, *, older_than: dt.timedelta, limit: int = 1000) -> int:
+    """Give back the units of holds older than `older_than` (their checkout's process died
+    between reserving and writing the order); returns how many holds were reclaimed.
+
+    One transaction per `limit` holds: hold rows locked with SKIP LOCKED (a hold an order
+    transaction is consuming right now is that order's), then the stock rows in id order and
+    their products, as every multi-row stock move does. Ages are measured on the database's
+    clock, which also stamped the holds."""
+    total = 0
+    while True:
+        async with db.transaction() as conn:
+            # A hold whose stock row is gone has nothing to give back (and no FK to clean it).
+            ids = await conn.fetch(
+                "SELECT h.id FROM stock_holds h WHERE h.created_at < clock_timestamp() - $1::interval"
+                " AND EXISTS (SELECT 1 FROM stock s WHERE s.id = h.stock_id)"
+                " LIMIT $2 FOR UPDATE OF h SKIP LOCKED", older_than, limit)
+            total += await _give_back(conn, [r["id"] for r in ids]) if ids else 0
+        if len(ids) < limit:
+            return total
 
 
 # ----------------------------------------------------------------------------- in the caller's transaction

@@ -9,7 +9,6 @@ start and close after they stop, all while the AsyncIO middleware's loop runs.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 
 import dramatiq
@@ -23,7 +22,7 @@ from workers.middleware.background import BackgroundLoops
 from workers.middleware.database import DatabasePool
 from workers.relay import OutboxRelay
 from workers.resources import ProviderFactory, WorkerResources
-from workers.scheduler import PeriodicTask, Scheduler
+from workers.scheduler import Scheduler
 
 
 @dataclass
@@ -38,9 +37,7 @@ class Assembly:
                            poll_seconds=self.settings.outbox_poll_seconds, **kw)
 
     def scheduler(self) -> Scheduler:
-        sweep = self.actors[jobs.SWEEP_OVERDUE_ORDERS]
-        tasks = [PeriodicTask("expiry_sweep", self.settings.scheduler_tick_seconds,
-                              lambda: asyncio.to_thread(sweep.send))]
+        tasks = jobs.periodic_tasks(self.actors, self.settings.scheduler_tick_seconds)
         tasks += jobs_fulfilment.periodic_tasks(self.actors, self.settings.scheduler_tick_seconds)
         return Scheduler(self.resources.redis, self.settings.redis_prefix, tasks)
 

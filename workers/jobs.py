@@ -14,6 +14,7 @@ implements them (the relay only sends jobs it knows).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 from uuid import UUID
@@ -21,16 +22,21 @@ from uuid import UUID
 import dramatiq
 import structlog
 
-from engine import expiry, outbox
+from engine import expiry, housekeeping, outbox, stock
 from engine.errors import CannotRefund, OrderNotFound
 from engine.payments import refund_execution
 from workers.resources import WorkerResources
+from workers.scheduler import PeriodicTask
 
 log = structlog.get_logger("workers.jobs")
 
-SWEEP_OVERDUE_ORDERS = "sweep_overdue_orders"   # periodic: expire every overdue unpaid order
-PAYMENTS_QUEUE, EXPIRY_QUEUE = "payments", "expiry"
-QUEUES = (PAYMENTS_QUEUE, EXPIRY_QUEUE)
+# Periodic jobs (see `periodic_tasks`): the scheduler sends each once per tick across processes.
+SWEEP_OVERDUE_ORDERS = "sweep_overdue_orders"     # expire every overdue unpaid order
+RECLAIM_STOCK_HOLDS = "reclaim_stock_holds"       # units of checkouts whose process died
+PURGE_IDEMPOTENCY_KEYS = "purge_idempotency_keys"  # expired Idempotency-Key records
+PURGE_SENT_OUTBOX = "purge_sent_outbox"           # outbox rows relayed more than a day ago
+PAYMENTS_QUEUE, EXPIRY_QUEUE, HOUSEKEEPING_QUEUE = "payments", "expiry", "housekeeping"
+QUEUES = (PAYMENTS_QUEUE, EXPIRY_QUEUE, HOUSEKEEPING_QUEUE)
 
 SECOND, MINUTE = 1000, 60_000
 # Malformed ids and orders that do not exist will not get better with retries.
@@ -65,6 +71,29 @@ def declare_actors(broker: dramatiq.Broker, res: WorkerResources) -> dict[str, d
         if expired:
             log.info("expired overdue orders", count=expired)
 
+    # Housekeeping: a missed or failed run is caught up by the next tick, so no retries pile up.
+    @actor(RECLAIM_STOCK_HOLDS, HOUSEKEEPING_QUEUE, max_retries=0, time_limit=5 * MINUTE, throws=())
+    async def reclaim_stock_holds() -> None:
+        """Give back the units held by checkouts that died between reserving and ordering."""
+        await res.ready()
+        reclaimed = await stock.reclaim_orphaned_holds(res.db, older_than=stock.hold_grace(res.settings))
+        if reclaimed:
+            log.warning("reclaimed orphaned stock holds", count=reclaimed)
+
+    @actor(PURGE_IDEMPOTENCY_KEYS, HOUSEKEEPING_QUEUE, max_retries=0, time_limit=5 * MINUTE, throws=())
+    async def purge_idempotency_keys() -> None:
+        await res.ready()
+        purged = await housekeeping.purge_idempotency_keys(res.db)
+        if purged:
+            log.info("purged expired idempotency keys", count=purged)
+
+    @actor(PURGE_SENT_OUTBOX, HOUSEKEEPING_QUEUE, max_retries=0, time_limit=5 * MINUTE, throws=())
+    async def purge_sent_outbox() -> None:
+        await res.ready()
+        purged = await housekeeping.purge_sent_outbox(res.db)
+        if purged:
+            log.info("purged relayed outbox rows", count=purged)
+
     @actor(outbox.REFUND_CANCELLED_ORDER, PAYMENTS_QUEUE, max_retries=20, min_backoff=5 * SECOND,
            max_backoff=10 * MINUTE, time_limit=2 * MINUTE, throws=_NEVER_SUCCEEDS + (CannotRefund,))
     async def refund_cancelled_order(order_id: str) -> None:
@@ -81,7 +110,20 @@ def declare_actors(broker: dramatiq.Broker, res: WorkerResources) -> dict[str, d
         UUID(order_id)
         await res.ready()
 
-    return {a.actor_name: a for a in (expire_order, sweep_overdue_orders, refund_cancelled_order, order_paid)}
+    return {a.actor_name: a for a in (expire_order, sweep_overdue_orders, reclaim_stock_holds, purge_idempotency_keys,
+                                      purge_sent_outbox, refund_cancelled_order, order_paid)}
+
+
+def periodic_tasks(actors: dict[str, dramatiq.Actor], tick_seconds: float) -> list[PeriodicTask]:
+    """The scheduler entries of this module, each every `tick_seconds`: the expiry sweep, the
+    stock hold reconciler and the purges."""
+    names = {"expiry_sweep": SWEEP_OVERDUE_ORDERS, "stock_hold_reclaim": RECLAIM_STOCK_HOLDS,
+             "idempotency_purge": PURGE_IDEMPOTENCY_KEYS, "outbox_purge": PURGE_SENT_OUTBOX}
+
+    def sender(job: dramatiq.Actor):
+        return lambda: asyncio.to_thread(job.send)
+
+    return [PeriodicTask(task, tick_seconds, sender(actors[job])) for task, job in names.items()]
 
 
 def sender(actors: dict[str, dramatiq.Actor]):
