@@ -6,6 +6,7 @@ ACTIVE (it is PRODUCT_NOT_FOUND to them); staff (see access.sees_hidden) do.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Iterable
 from uuid import UUID
 
@@ -13,7 +14,6 @@ import asyncpg
 
 from engine.catalogue import views as v
 from engine.catalogue.access import price_for, sees_hidden
-from engine.catalogue.categories import ancestors
 from engine.catalogue.listing import ProductListing, count_query, page_query
 from engine.errors import ProductNotFound
 from engine.principal import Principal
@@ -90,61 +90,77 @@ async def visible_product(conn: asyncpg.Connection, principal: Principal, produc
     return row
 
 
+# The whole detail in one statement (one round trip instead of five): the product row, and its
+# images, live variants, breadcrumb and related products as arrays of anonymous records (asyncpg
+# decodes them to tuples with their real types). jsonb inside a record reaches asyncpg in binary
+# form, which the connection's json codec cannot read, so variant attributes travel as text.
+_FULL_DETAIL = """
+SELECT p.*, c.name AS category_name, c.slug AS category_slug,
+       ARRAY(SELECT ROW(i.id, i.url, i.thumbnail_url, i.alt, i.is_primary, i.position)
+               FROM product_images i WHERE i.product_id = p.id ORDER BY i.position, i.id) AS detail_images,
+       ARRAY(SELECT ROW(pv.id, pv.name, pv.sku, pv.price, pv.attributes::text, s.available)
+               FROM product_variants pv LEFT JOIN stock s ON s.variant_id = pv.id
+              WHERE pv.product_id = p.id AND pv.deleted_at IS NULL ORDER BY pv.position, pv.id) AS detail_variants,
+       ARRAY(WITH RECURSIVE up AS (
+                 SELECT a.id, a.parent_id, a.name, a.slug, 0 AS depth
+                   FROM categories a WHERE a.id = p.category_id AND a.tenant_id = p.tenant_id
+                 UNION ALL
+                 SELECT b.id, b.parent_id, b.name, b.slug, up.depth + 1
+                   FROM categories b JOIN up ON b.id = up.parent_id
+                  WHERE b.tenant_id = p.tenant_id AND up.depth < 100)
+             SELECT ROW(up.id, up.name, up.slug) FROM up ORDER BY up.depth DESC) AS detail_breadcrumb,
+       ARRAY(SELECT ROW(o.id, o.name, o.slug, o.price,
+                        (SELECT i.thumbnail_url FROM product_images i WHERE i.product_id = o.id
+                          ORDER BY i.is_primary DESC, i.position, i.id LIMIT 1))
+               FROM products o
+              WHERE p.category_id IS NOT NULL AND o.tenant_id = p.tenant_id AND o.category_id = p.category_id
+                AND o.deleted_at IS NULL AND o.status = 'ACTIVE' AND o.id <> p.id
+              ORDER BY o.units_sold DESC, o.id LIMIT $3) AS detail_related
+  FROM products p LEFT JOIN categories c ON c.id = p.category_id
+ WHERE p.id = $1 AND p.tenant_id = $2
+"""
+
+
 async def product_detail(conn: asyncpg.Connection, principal: Principal, product_id: UUID) -> v.ProductDetail:
-    r = await visible_product(conn, principal, product_id)
-    images = await conn.fetch(
-        "SELECT id, url, thumbnail_url, alt, is_primary, position FROM product_images"
-        " WHERE product_id = $1 ORDER BY position, id", product_id)
-    variants = await conn.fetch(
-        "SELECT pv.id, pv.name, pv.sku, pv.price, pv.attributes, s.available"
-        "  FROM product_variants pv LEFT JOIN stock s ON s.variant_id = pv.id"
-        " WHERE pv.product_id = $1 AND pv.deleted_at IS NULL ORDER BY pv.position, pv.id", product_id)
+    r = await conn.fetchrow(_FULL_DETAIL, product_id, principal.tenant_id, RELATED_LIMIT)
+    if r is None or not sees_hidden(principal) and (r["deleted_at"] is not None or r["status"] != "ACTIVE"):
+        raise ProductNotFound()
+    return detail_view(principal, r)
+
+
+def detail_view(principal: Principal, r: Any) -> v.ProductDetail:
+    """The detail from one `_FULL_DETAIL` row (pure: no I/O)."""
     category = None
     if r["category_id"] is not None:
-        trail = [v.CategoryRef(id=a["id"], name=a["name"], slug=a["slug"])
-                 for a in await ancestors(conn, principal.tenant_id, r["category_id"])]
         category = v.DetailCategory(id=r["category_id"], name=r["category_name"], slug=r["category_slug"],
-                                    breadcrumb=trail)
-    related = await _related(conn, principal, r)
+                                    breadcrumb=[v.CategoryRef(id=a[0], name=a[1], slug=a[2])
+                                                for a in r["detail_breadcrumb"]])
+    tracked = r["track_inventory"]
     return v.ProductDetail(
         id=r["id"], name=r["name"], slug=r["slug"], description=r["description"],
         short_description=r["short_description"],
         price=v.plain(price_for(principal, r["price"])),  # type: ignore[arg-type]
         compare_at_price=v.plain(r["compare_at_price"]), currency=r["currency"], sku=r["sku"],
-        status=v.shown_status(r["status"], r["track_inventory"], r["stock_available"]),  # type: ignore[arg-type]
-        stock_quantity=stock_quantity(r), track_inventory=r["track_inventory"], weight=r["weight_grams"],
+        status=v.shown_status(r["status"], tracked, r["stock_available"]),  # type: ignore[arg-type]
+        stock_quantity=stock_quantity(r), track_inventory=tracked, weight=r["weight_grams"],
         dimensions=v.Dimensions(length=v.plain(r["length_cm"]), width=v.plain(r["width_cm"]),
                                 height=v.plain(r["height_cm"])),
         category=category,
-        images=[v.DetailImage(id=i["id"], url=i["url"], thumbnail_url=i["thumbnail_url"], alt=i["alt"],
-                              is_primary=i["is_primary"], position=i["position"]) for i in images],
-        variants=[v.Variant(id=x["id"], name=x["name"], sku=x["sku"],
-                            price=v.plain(price_for(principal, x["price"])),  # type: ignore[arg-type]
-                            stock_quantity=(x["available"] or 0) if r["track_inventory"] else None,
-                            attributes={k: str(val) for k, val in x["attributes"].items()}) for x in variants],
+        images=[v.DetailImage(id=i[0], url=i[1], thumbnail_url=i[2], alt=i[3], is_primary=i[4], position=i[5])
+                for i in r["detail_images"]],
+        variants=[v.Variant(id=x[0], name=x[1], sku=x[2],
+                            price=v.plain(price_for(principal, x[3])),  # type: ignore[arg-type]
+                            stock_quantity=(x[5] or 0) if tracked else None,
+                            attributes={k: str(val) for k, val in json.loads(x[4]).items()})
+                  for x in r["detail_variants"]],
         attributes={k: str(val) for k, val in r["attributes"].items()},
         tags=list(r["tags"]),
         rating=v.RatingSummary(average=v.rating_average(r["rating_sum"], r["rating_count"]),
                                count=r["rating_count"], distribution=v.Distribution.of(list(r["rating_distribution"]))),
         commission_percentage=v.plain(r["commission_percentage"]),  # type: ignore[arg-type]
         career_points_percentage=v.plain(r["career_points_percentage"]),  # type: ignore[arg-type]
-        related_products=related, created_at=r["created_at"], updated_at=r["updated_at"],
+        related_products=[v.RelatedProduct(id=x[0], name=x[1], slug=x[2],
+                                           price=v.plain(price_for(principal, x[3])),  # type: ignore[arg-type]
+                                           thumbnail_url=x[4]) for x in r["detail_related"]],
+        created_at=r["created_at"], updated_at=r["updated_at"],
         max_per_order=r["max_per_order"], deleted_at=r["deleted_at"])
-
-
-async def _related(conn: asyncpg.Connection, principal: Principal, r: Any) -> list[v.RelatedProduct]:
-    """Best sellers of the same category (visible ones only, whoever asks)."""
-    if r["category_id"] is None:
-        return []
-    rows = await conn.fetch(
-        "SELECT p.id, p.name, p.slug, p.price,"
-        "       (SELECT i.thumbnail_url FROM product_images i WHERE i.product_id = p.id"
-        "         ORDER BY i.is_primary DESC, i.position, i.id LIMIT 1) AS thumbnail_url"
-        "  FROM products p"
-        " WHERE p.tenant_id = $1 AND p.category_id = $2 AND p.deleted_at IS NULL AND p.status = 'ACTIVE'"
-        "   AND p.id <> $3"
-        " ORDER BY p.units_sold DESC, p.id LIMIT $4",
-        principal.tenant_id, r["category_id"], r["id"], RELATED_LIMIT)
-    return [v.RelatedProduct(id=x["id"], name=x["name"], slug=x["slug"],
-                             price=v.plain(price_for(principal, x["price"])),  # type: ignore[arg-type]
-                             thumbnail_url=x["thumbnail_url"]) for x in rows]
