@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tests.integration.conftest_catalogue import (DETAIL_FIELDS, PRODUCT_FIELDS, assert_shape, deliver,
+from tests.integration.conftest_catalogue import (DETAIL_FIELDS, assert_shape, deliver,
                                                  make_category, make_product, new_product)
 
 

@@ -8,10 +8,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import pytest
 
 from tests.conftest import Api
-from tests.integration.conftest_orders import (fill_cart, make_address, make_buyer, make_product,
+from tests.integration.conftest_orders import (make_buyer, make_product,
                                                make_shipping_method, stock_of)
 
 CHECKOUT = "/api/v1/cart/checkout"

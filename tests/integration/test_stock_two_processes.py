@@ -13,7 +13,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.conftest import Api, Resp
+from tests.conftest import Resp
 from tests.integration.conftest_orders import make_buyer, make_product, make_shipping_method, stock_of
 
 ROOT = Path(__file__).resolve().parents[2]
