@@ -3,7 +3,6 @@ own change_status), and a real Dramatiq worker with the fulfilment jobs installe
 
 from __future__ import annotations
 
-import asyncio
 import json
 import datetime as dt
 import secrets
@@ -13,15 +12,12 @@ from decimal import Decimal
 from typing import AsyncIterator, Sequence
 
 import asyncpg
-import dramatiq
 import pytest
-import redis
 
 from engine.db import Database
 from engine.orders import change_status
 from engine.payments.sandbox import payment_ref_of
-from tests.integration.workers.conftest import FAST, eventually  # noqa: F401 (re-export)
-from workers.assembly import Assembly, assemble
+from tests.integration.workers.conftest import FAST, assembly, eventually, worker  # noqa: F401 (re-export)
 
 UTC = dt.timezone.utc
 
@@ -109,20 +105,6 @@ def worker_settings(base_settings):
 
 
 @pytest.fixture
-def assembly(worker_settings) -> Assembly:
-    """An assembled worker (the fulfilment jobs included); its relay runs in the worker."""
-    asm = assemble(worker_settings, tuning=FAST, background=True)
-    yield asm
-    r = redis.Redis.from_url(worker_settings.redis_url)
-    keys = list(r.scan_iter(f"{worker_settings.redis_prefix}:*"))
-    if keys:
-        r.delete(*keys)
-    r.close()
-
-
-@pytest.fixture
-async def worker(assembly) -> AsyncIterator[dramatiq.Worker]:
-    w = dramatiq.Worker(assembly.broker, worker_threads=2, worker_timeout=100)
-    w.start()
-    yield w
-    await asyncio.to_thread(w.stop, 10_000)
+def background_loops() -> bool:
+    """The fulfilment journey needs the worker's own relay and scheduler."""
+    return True

@@ -24,8 +24,14 @@ def worker_settings(base_settings):
 
 
 @pytest.fixture
-def assembly(worker_settings) -> Assembly:
-    asm = assemble(worker_settings, tuning=FAST, background=False)
+def background_loops() -> bool:
+    """Whether the assembled worker runs the outbox relay and scheduler itself."""
+    return False
+
+
+@pytest.fixture
+def assembly(worker_settings, background_loops) -> Assembly:
+    asm = assemble(worker_settings, tuning=FAST, background=background_loops)
     yield asm
     r = redis.Redis.from_url(worker_settings.redis_url)
     keys = list(r.scan_iter(f"{worker_settings.redis_prefix}:*"))
