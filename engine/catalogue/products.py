@@ -94,6 +94,11 @@ async def visible_product(conn: asyncpg.Connection, principal: Principal, produc
 # images, live variants, breadcrumb and related products as arrays of anonymous records (asyncpg
 # decodes them to tuples with their real types). jsonb inside a record reaches asyncpg in binary
 # form, which the connection's json codec cannot read, so variant attributes travel as text.
+# Related products: the best sellers come from the category index (an index-only scan of the
+# category's entries); `units_sold + 0` stops the planner from walking the tenant-wide popularity
+# index instead (it misjudges the correlated category filter and scans every product). An index
+# on (tenant_id, category_id, units_sold DESC, id) for live ACTIVE products would make this a
+# 4-row read; with it, drop the `+ 0`.
 _FULL_DETAIL = """
 SELECT p.*, c.name AS category_name, c.slug AS category_slug,
        ARRAY(SELECT ROW(i.id, i.url, i.thumbnail_url, i.alt, i.is_primary, i.position)
@@ -112,10 +117,12 @@ SELECT p.*, c.name AS category_name, c.slug AS category_slug,
        ARRAY(SELECT ROW(o.id, o.name, o.slug, o.price,
                         (SELECT i.thumbnail_url FROM product_images i WHERE i.product_id = o.id
                           ORDER BY i.is_primary DESC, i.position, i.id LIMIT 1))
-               FROM products o
-              WHERE p.category_id IS NOT NULL AND o.tenant_id = p.tenant_id AND o.category_id = p.category_id
-                AND o.deleted_at IS NULL AND o.status = 'ACTIVE' AND o.id <> p.id
-              ORDER BY o.units_sold DESC, o.id LIMIT $3) AS detail_related
+               FROM (SELECT t.id, t.units_sold FROM products t
+                      WHERE t.tenant_id = p.tenant_id AND t.category_id = p.category_id
+                        AND t.status = 'ACTIVE' AND t.deleted_at IS NULL AND t.id <> p.id
+                      ORDER BY t.units_sold + 0 DESC, t.id LIMIT $3) best
+               JOIN products o ON o.id = best.id
+              ORDER BY best.units_sold DESC, best.id) AS detail_related
   FROM products p LEFT JOIN categories c ON c.id = p.category_id
  WHERE p.id = $1 AND p.tenant_id = $2
 """
