@@ -6,6 +6,14 @@ sweep (every overdue order, catching whatever the delayed job missed). Both lock
 first, as payment settlement does, so a payment and an expiry arriving together serialise:
 whichever commits first wins and the other sees the new state (a late payment is refunded by
 settlement). Expiring an order twice changes nothing the second time.
+
+The delayed job goes through engine.orders.change_status. The sweep expires up to `batch_size`
+orders per transaction with set-based statements instead (one order at a time managed ~290
+orders/s), and must keep exactly change_status's effects for PENDING_PAYMENT -> CANCELLED:
+status, cancelled_at, cancel_reason, expires_at cleared, updated_at; one history row each
+(same note and actor); the reservation released at most once per order (stock_state
+check-and-set, engine.stock.release_orders), stock rows locked in id order after the orders, as
+change_status locks them; no outbox row (an unpaid order has nothing to refund).
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import asyncpg
 
 from engine.db import Database
 from engine.orders import change_status
+from engine.stock import release_orders
 
 ACTOR = "system:expiry"
 NOTE = "Payment not received in time"
@@ -50,17 +59,32 @@ async def sweep_overdue(db: Database, *, now: dt.datetime, batch_size: int = 500
     total, batches = 0, 0
     while max_batches is None or batches < max_batches:
         async with db.transaction() as conn:
-            ids = await conn.fetch(
-                "SELECT id FROM orders WHERE status = 'PENDING_PAYMENT' AND expires_at <= $1"
-                " AND payment_status <> 'PAID'"
-                " ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED", now, batch_size)
-            for r in ids:
-                await _expire_locked(conn, r["id"])
-        total += len(ids)
+            expired = await _expire_batch(conn, now=now, batch_size=batch_size)
+        total += expired
         batches += 1
-        if len(ids) < batch_size:
+        if expired < batch_size:
             break
     return total
+
+
+async def _expire_batch(conn: asyncpg.Connection, *, now: dt.datetime, batch_size: int) -> int:
+    # The lock re-checks the conditions on each row it takes, so every order locked here is
+    # still PENDING_PAYMENT and unpaid: what `expect="PENDING_PAYMENT"` checks one by one.
+    locked = await conn.fetch(
+        "SELECT id FROM orders WHERE status = 'PENDING_PAYMENT' AND expires_at <= $1"
+        " AND payment_status <> 'PAID'"
+        " ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED", now, batch_size)
+    if not locked:
+        return 0
+    ids = [r["id"] for r in locked]
+    await conn.execute(
+        "WITH cancelled AS (UPDATE orders SET status = 'CANCELLED', updated_at = now(), cancelled_at = now(),"
+        "                   cancel_reason = $2, expires_at = NULL WHERE id = ANY($1::uuid[])"
+        "                   RETURNING id, tenant_id)"
+        " INSERT INTO order_status_history (tenant_id, order_id, status, note, changed_by)"
+        " SELECT tenant_id, id, 'CANCELLED', $2, $3 FROM cancelled", ids, NOTE, ACTOR)
+    await release_orders(conn, ids)
+    return len(ids)
 
 
 async def expire_by_id(db: Database, order_id: UUID, *, now: dt.datetime) -> bool:

@@ -389,6 +389,24 @@ async def release_order(conn: asyncpg.Connection, order_id: UUID) -> bool:
     return True
 
 
+async def release_orders(conn: asyncpg.Connection, order_ids: Sequence[UUID]) -> int:
+    """`release_order` for many unpaid orders at once (the expiry sweep), set-based: one
+    check-and-set of stock_state for all of them, then one move of their summed units, stock
+    rows in id order. Each order's units go back at most once; returns how many orders'
+    units this call released (orders already released or sold are skipped)."""
+    row = await conn.fetchrow(
+        "WITH released AS (UPDATE orders SET stock_state = 'RELEASED'"
+        "                   WHERE id = ANY($1::uuid[]) AND stock_state = 'RESERVED' RETURNING id),"
+        " units AS (SELECT i.stock_id, sum(i.quantity)::int AS q FROM order_items i JOIN released r"
+        "           ON r.id = i.order_id WHERE i.stock_id IS NOT NULL GROUP BY i.stock_id)"
+        " SELECT (SELECT count(*) FROM released)::int AS orders,"
+        "        (SELECT array_agg(stock_id ORDER BY stock_id) FROM units) AS ids,"
+        "        (SELECT array_agg(q ORDER BY stock_id) FROM units) AS qs",
+        list(order_ids))
+    await _move(conn, dict(zip(row["ids"] or (), row["qs"] or ())), "reserved = s.reserved - d.q", "s.reserved >= d.q")
+    return row["orders"]
+
+
 async def return_sold(conn: asyncpg.Connection, order_id: UUID,
                       quantities: Mapping[UUID, int] | None = None) -> bool:
     """Sold -> available. `quantities` maps order item id -> units to return (a refund; the

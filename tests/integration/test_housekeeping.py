@@ -8,14 +8,53 @@ import asyncio
 import datetime as dt
 import secrets
 
+import dramatiq
+import pytest
+import redis
 import redis.asyncio as aioredis
 
 from engine import housekeeping
+from engine.db import Database
 from engine.stock import hold_grace
 from tests.integration.conftest_orders import make_product, stock_of
-from tests.integration.workers.conftest import assembly, database, eventually, worker, worker_settings  # noqa: F401
 from workers import jobs
+from workers.assembly import assemble
 from workers.scheduler import Scheduler
+
+
+@pytest.fixture
+async def database(base_settings):
+    db = Database(base_settings)
+    await db.open()
+    yield db
+    await db.close()
+
+
+@pytest.fixture
+def assembly(base_settings):
+    settings = base_settings.with_(redis_prefix=f"hk{secrets.token_hex(4)}")
+    asm = assemble(settings, background=False)
+    yield asm
+    r = redis.Redis.from_url(settings.redis_url)
+    keys = list(r.scan_iter(f"{settings.redis_prefix}:*"))
+    if keys:
+        r.delete(*keys)
+    r.close()
+
+
+@pytest.fixture
+async def worker(assembly):
+    w = dramatiq.Worker(assembly.broker, worker_threads=2, worker_timeout=100)
+    w.start()
+    yield w
+    await asyncio.to_thread(w.stop, 10_000)
+
+
+async def eventually(check, timeout: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, f"not done within {timeout}s"
+        await asyncio.sleep(0.05)
 
 
 async def _keys(db, tenant_id, expired: int, fresh: int) -> None:
@@ -86,7 +125,7 @@ async def test_each_periodic_job_fires_once_per_tick_across_two_worker_processes
             await c.aclose()
 
 
-async def test_a_worker_runs_the_housekeeping_jobs(assembly, worker, database, db, tenant):  # noqa: F811
+async def test_a_worker_runs_the_housekeeping_jobs(assembly, worker, database, db, tenant):
     pid = await make_product(db, tenant.id, stock=6)
     sid = await db.fetchval("SELECT id FROM stock WHERE product_id = $1", pid)
     # An orphaned hold past the grace period (its checkout's process died), by hand.
@@ -106,3 +145,44 @@ async def test_a_worker_runs_the_housekeeping_jobs(assembly, worker, database, d
 
     await eventually(done)
     assert await stock_of(db, pid) == {"on_hand": 6, "available": 6, "reserved": 0, "sold": 0}
+
+
+async def _effects(db, order_id):
+    o = await db.fetchrow("SELECT status, payment_status, cancel_reason, cancelled_at IS NOT NULL AS stamped,"
+                          " expires_at, stock_state, updated_at > created_at AS touched FROM orders WHERE id = $1",
+                          order_id)
+    history = await db.fetch("SELECT status, note, changed_by FROM order_status_history WHERE order_id = $1"
+                             " ORDER BY id", order_id)
+    outbox_rows = await db.fetchval("SELECT count(*) FROM outbox WHERE payload->>'order_id' = $1", str(order_id))
+    return dict(o), [tuple(h) for h in history], outbox_rows
+
+
+async def test_the_batched_expiry_sweep_has_exactly_the_effects_of_change_status(database, db, tenant):
+    from engine import expiry
+    from tests.integration.payments.shop import place_order
+
+    buyer = await tenant.user()
+    overdue = dt.timedelta(seconds=-1)
+    one = await place_order(db, tenant.id, buyer.id, quantity=3, on_hand=20, expires_in=overdue)
+    sid = one.stock_id
+    swept = [await place_order(db, tenant.id, buyer.id, quantity=q, stock_id=sid, expires_in=overdue) for q in (4, 2)]
+    other = await place_order(db, tenant.id, buyer.id, quantity=5, on_hand=5, expires_in=overdue)
+    # An order whose units were already given back (stock_state says so): cancelled, not released twice.
+    odd = await place_order(db, tenant.id, buyer.id, quantity=1, stock_id=sid, expires_in=overdue)
+    await db.execute("UPDATE stock SET reserved = reserved - 1 WHERE id = $1", sid)
+    await db.execute("UPDATE orders SET stock_state = 'RELEASED' WHERE id = $1", odd.id)
+    fresh = await place_order(db, tenant.id, buyer.id, quantity=1, stock_id=sid)
+
+    now = dt.datetime.now(dt.timezone.utc)
+    assert await expiry.expire_by_id(database, one.id, now=now) is True          # change_status, one by one
+    assert await expiry.sweep_overdue(database, now=now, batch_size=2) >= 4       # the set-based batches
+    reference = await _effects(db, one.id)
+    assert reference[0]["status"] == "CANCELLED" and reference[0]["stock_state"] == "RELEASED"
+    assert reference[1][-1] == ("CANCELLED", expiry.NOTE, expiry.ACTOR) and reference[2] == 0
+    for o in swept + [other, odd]:
+        assert await _effects(db, o.id) == reference, o
+    assert await db.fetchrow("SELECT reserved, available FROM stock WHERE id = $1", sid) == (1, 19)  # fresh's 1
+    assert await db.fetchrow("SELECT reserved, available FROM stock WHERE id = $1", other.stock_id) == (0, 5)
+    assert (await _effects(db, fresh.id))[0]["status"] == "PENDING_PAYMENT"
+    assert await expiry.sweep_overdue(database, now=now) == 0
+    assert await db.fetchrow("SELECT reserved, available FROM stock WHERE id = $1", sid) == (1, 19)
