@@ -195,15 +195,19 @@ async def add_reviews(conn: asyncpg.Connection, tenant_id: uuid.UUID, product_id
 
 async def fill_carts(conn: asyncpg.Connection, tenant_id: uuid.UUID, buyers: list[Buyer],
                      product_for: Any, quantity: int = 1) -> None:
-    """Give each buyer a cart holding `quantity` of `product_for(i)` (replacing what it held)."""
+    """Give each buyer a cart holding `quantity` of each product `product_for(i)` names (one id,
+    or a list of distinct ids), replacing what it held (lines and coupons)."""
     user_ids = [uuid.UUID(b.id) for b in buyers]
-    await conn.execute(
-        "DELETE FROM cart_items WHERE cart_id IN (SELECT id FROM carts WHERE user_id = ANY($1))", user_ids)
     await conn.execute(
         "INSERT INTO carts (tenant_id, user_id) SELECT $1, u FROM unnest($2::uuid[]) u ON CONFLICT (user_id) DO NOTHING",
         tenant_id, user_ids)
     cart_ids = dict(await conn.fetch("SELECT user_id, id FROM carts WHERE user_id = ANY($1)", user_ids))
+    await conn.execute("DELETE FROM cart_items WHERE cart_id = ANY($1::uuid[])", list(cart_ids.values()))
+    await conn.execute("DELETE FROM cart_coupons WHERE cart_id = ANY($1::uuid[])", list(cart_ids.values()))
+    rows = []
+    for i, u in enumerate(user_ids):
+        wanted = product_for(i)
+        for pid in (wanted if isinstance(wanted, (list, tuple)) else [wanted]):
+            rows.append((uuid.uuid4(), tenant_id, cart_ids[u], uuid.UUID(str(pid)), quantity))
     await conn.copy_records_to_table(
-        "cart_items", records=[(uuid.uuid4(), tenant_id, cart_ids[u], uuid.UUID(str(product_for(i))), quantity)
-                               for i, u in enumerate(user_ids)],
-        columns=["id", "tenant_id", "cart_id", "product_id", "quantity"])
+        "cart_items", records=rows, columns=["id", "tenant_id", "cart_id", "product_id", "quantity"])

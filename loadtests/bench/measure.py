@@ -7,8 +7,8 @@ import re
 import statistics
 import time
 import urllib.request
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
 
 import asyncpg
 
@@ -130,30 +130,32 @@ async def raw_conditional_updates(dsn: str, stock_id: str, *, connections: int, 
     return done / wall, statistics.median(lat) if lat else 0.0, lat[int(0.99 * (len(lat) - 1))] if lat else 0.0
 
 
-async def direct_loop(dsn: str, work: Callable[[asyncpg.Connection, int], Awaitable[bool]], *, connections: int,
-                      seconds: float, max_items: int) -> tuple[float, float, float, int]:
+async def direct_loop(dsn: str, work: Callable[[asyncpg.Connection, int], Awaitable[str]], *, connections: int,
+                      seconds: float, max_items: int,
+                      init: Callable[[asyncpg.Connection], Awaitable[None]] | None = None) -> LoadResult:
     """Run `work(conn, i)` for i = 0.. from `connections` connections until time or items run
-    out. Returns (successes/s, p50, p99 ms, successes)."""
-    pool = await asyncpg.create_pool(dsn, min_size=connections, max_size=connections)
+    out. `statuses` counts the outcomes `work` returned ("ok", ...); `cpu` is this process's
+    (the driver's) CPU time, so the report can show the driver was not the limit."""
+    pool = await asyncpg.create_pool(dsn, min_size=connections, max_size=connections, init=init)
     items = iter(range(max_items))
-    ok, lat = 0, []
+    outcomes: dict = {}
+    lat: list[float] = []
     deadline = time.monotonic() + seconds
 
     async def loop() -> None:
-        nonlocal ok
         async with pool.acquire() as conn:
             for i in items:
                 if time.monotonic() >= deadline:
                     return
                 t0 = time.perf_counter()
-                ok += bool(await work(conn, i))
+                outcome = await work(conn, i)
                 lat.append((time.perf_counter() - t0) * 1000)
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
 
     try:
-        t0 = time.monotonic()
+        cpu0, t0 = time.process_time(), time.monotonic()
         await asyncio.gather(*(loop() for _ in range(connections)))
-        wall = time.monotonic() - t0
+        wall, cpu = time.monotonic() - t0, time.process_time() - cpu0
     finally:
         await pool.close()
-    lat.sort()
-    return ok / wall, statistics.median(lat) if lat else 0.0, lat[int(0.99 * (len(lat) - 1))] if lat else 0.0, ok
+    return LoadResult(sum(outcomes.values()), outcomes, lat, wall, cpu)

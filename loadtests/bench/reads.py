@@ -21,6 +21,8 @@ from loadtests.bench.measure import Series, live_actors, scrape_all
 from loadtests.engine_run import REPO, EngineRun, free_port
 from loadtests.fixtures import Shop, Tokens, add_buyers
 
+WARM_UP = 1.0  # seconds of traffic after a (re)start that are not counted: connections, caches, JIT-less warm paths
+
 
 class BareServer:
     """The bare endpoint in N processes on its own port; stopped on exit."""
@@ -51,7 +53,7 @@ class BareServer:
             pass
         return total
 
-    def __enter__(self) -> "BareServer":
+    def __enter__(self) -> BareServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -70,8 +72,8 @@ def _paths(shop: Shop) -> dict[str, callable]:
             "GET /products (filtered)": lambda i: filtered}
 
 
-async def _measure(base: str, path, concurrency: int, seconds: float, cpu) -> tuple:  # noqa: ANN001
-    async def request(session, i: int) -> int:  # noqa: ANN001
+async def _measure(base: str, path, concurrency: int, seconds: float, cpu) -> tuple:
+    async def request(session, i: int) -> int:
         return await get(session, base + path(i))
 
     cpu0 = cpu()
@@ -87,6 +89,8 @@ async def catalogue_reads(engine: EngineRun, shop: Shop, plan: Plan) -> dict:
         for name, path in _paths(shop).items():
             for c in plan.concurrencies:
                 eng, raw = Series(f"{name} engine", c), Series(f"{name} bare aiohttp+asyncpg", c)
+                for base in (engine.base_url, bare.base_url):  # warm-up, not counted
+                    await _measure(base, path, c, WARM_UP, lambda: 0.0)
                 for _ in range(plan.runs):  # interleaved, so drift hits both alike
                     r, ok, cpu = await _measure(engine.base_url, path, c, plan.seconds, engine.api_cpu_seconds)
                     eng.add(r, ok, cpu)
@@ -102,19 +106,38 @@ async def limiter_overhead(engine: EngineRun, shop: Shop, plan: Plan, concurrenc
     for _ in range(plan.runs):
         for flag, s in (("true", on), ("false", off)):
             engine.restart_api(RATE_LIMIT_ENABLED=flag)
+            await _measure(engine.base_url, path, concurrency, WARM_UP, lambda: 0.0)  # warm-up, not counted
             r, ok, cpu = await _measure(engine.base_url, path, concurrency, plan.seconds, engine.api_cpu_seconds)
             s.add(r, ok, cpu)
     return {"series": [on, off]}
 
 
+TRIM_HOOK = REPO / "loadtests" / "bench" / "trim_hook"
+
+
+def user_actors(engine: EngineRun) -> float:
+    """Live user actors of the (single) API process: actors_live{kind="user"} on /metrics."""
+    return sum(p.get('actors_live{kind="user"}', 0.0) for p in scrape_all(engine.base_url, 1))
+
+
+def _all_actors(engine: EngineRun) -> float:
+    return live_actors(scrape_all(engine.base_url, 1))
+
+
 async def memory(engine: EngineRun, shop: Shop, tokens: Tokens, *, users: int, idle_seconds: float,
-                 concurrency: int = 64, max_seconds: float = 240) -> dict:
-    """RSS of one API process: at rest, with `users` distinct users each touching a cart
-    (GET /cart goes through the user's actor), and after the idle actors were evicted."""
+                 concurrency: int = 64, max_seconds: float = 120) -> dict:
+    """RSS of one API process: at rest, while `users` distinct users each touch their cart
+    (GET /cart runs in the user's actor; stops after `max_seconds`), after every idle actor was
+    evicted, and after that once more with gc.collect() + malloc_trim(0) run inside the process
+    (trim_hook/sitecustomize.py, SIGUSR1): the gap between the last two is memory the
+    allocators keep cached for reuse, not memory the engine holds."""
     processes = engine.processes
     engine.processes = 1
     try:
-        engine.restart_api(ACTOR_IDLE_SECONDS=str(idle_seconds), RATE_LIMIT_ENABLED="true")
+        # Limiter off: its state lives in Redis, not in the process, and it would halve the
+        # users reached in the time bound.
+        engine.restart_api(ACTOR_IDLE_SECONDS=str(idle_seconds), RATE_LIMIT_ENABLED="false",
+                           PYTHONPATH=f"{TRIM_HOOK}{os.pathsep}{REPO}")
         conn = await asyncpg.connect(engine.database_url)
         try:
             people = await add_buyers(conn, tokens, uuid.UUID(shop.tenant_id), users + 200, with_address=False)
@@ -123,23 +146,51 @@ async def memory(engine: EngineRun, shop: Shop, tokens: Tokens, *, users: int, i
         warm, people = people[:200], people[200:]
         url = engine.base_url + "/api/v1/cart"
 
-        async def touch(group, session, i: int) -> int:  # noqa: ANN001
+        async def touch(group, session, i: int) -> int:
             return await get(session, url, {"Authorization": f"Bearer {group[i].token}"})
 
         # Warm up every code path once, then let those actors go: the baseline is a warm process.
         await closed_loop(lambda s, i: touch(warm, s, i), concurrency=16, seconds=30, max_requests=len(warm))
         await _wait_evicted(engine, idle_seconds)
         start = engine.api_rss()
-        r = await closed_loop(lambda s, i: touch(people, s, i), concurrency=concurrency, seconds=max_seconds,
-                              max_requests=len(people))
-        peak, live = engine.api_rss(), live_actors(scrape_all(engine.base_url, 1))
+        start_trimmed = await _trimmed_rss(engine)
+        peak = {"rss": start, "users": 0.0}
+        sampling = asyncio.create_task(_sample(engine, peak))
+        try:
+            r = await closed_loop(lambda s, i: touch(people, s, i), concurrency=concurrency, seconds=max_seconds,
+                                  max_requests=len(people))
+        finally:
+            sampling.cancel()
+        end_rss, end_users = engine.api_rss(), await asyncio.to_thread(user_actors, engine)
+        peak["rss"], peak["users"] = max(peak["rss"], end_rss), max(peak["users"], end_users)
         evicted_after = await _wait_evicted(engine, idle_seconds)
         after = engine.api_rss()
+        after_trimmed = await _trimmed_rss(engine)
     finally:
         engine.processes = processes
-    return {"users": r.statuses.get(200, 0), "sent": r.sent, "seconds": r.wall, "start": start, "peak": peak,
-            "after": after, "live_at_peak": live, "evict_wait": evicted_after, "idle_seconds": idle_seconds,
-            "gen_cpu": r.cpu_share}
+        engine.extra_env.pop("PYTHONPATH", None)
+    return {"users": r.statuses.get(200, 0), "wanted": users, "sent": r.sent, "seconds": r.wall, "start": start,
+            "start_trimmed": start_trimmed, "peak": peak["rss"], "after": after, "after_trimmed": after_trimmed,
+            "live_at_peak": peak["users"], "evict_wait": evicted_after, "idle_seconds": idle_seconds,
+            "gen_cpu": r.cpu_share, "statuses": {str(k): v for k, v in r.statuses.items()}}
+
+
+async def _trimmed_rss(engine: EngineRun) -> int:
+    for pid in engine.api_pids():
+        os.kill(pid, signal.SIGUSR1)
+    await asyncio.sleep(1.0)
+    return engine.api_rss()
+
+
+async def _sample(engine: EngineRun, peak: dict) -> None:
+    """Largest RSS and number of live user actors seen while users are touching carts."""
+    while True:
+        await asyncio.sleep(1.0)
+        try:
+            live = await asyncio.to_thread(user_actors, engine)
+        except OSError:
+            live = 0.0
+        peak["rss"], peak["users"] = max(peak["rss"], engine.api_rss()), max(peak["users"], live)
 
 
 async def _wait_evicted(engine: EngineRun, idle_seconds: float, limit: float = 60.0) -> float:
@@ -147,7 +198,7 @@ async def _wait_evicted(engine: EngineRun, idle_seconds: float, limit: float = 6
     t0 = time.monotonic()
     await asyncio.sleep(idle_seconds)
     while time.monotonic() - t0 < limit:
-        if live_actors(scrape_all(engine.base_url, 1)) == 0:
+        if await asyncio.to_thread(_all_actors, engine) == 0:
             break
         await asyncio.sleep(0.5)
     return time.monotonic() - t0
