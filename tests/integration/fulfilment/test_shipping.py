@@ -12,7 +12,7 @@ from engine.carrier import SandboxCarrier, carrier_for
 from engine.carrier.sandbox import MAX_TRANSIT, journey, schedule
 from engine.carrier.port import Parcel
 from tests.integration.conftest_orders import fill_cart, make_product
-from tests.integration.fulfilment.conftest import advance, arrange_order, now
+from tests.integration.fulfilment.conftest import advance, arrange_order
 
 METHODS = "/api/v1/shipping/methods"
 CALC = "/api/v1/shipping/calculate"
