@@ -9,7 +9,8 @@ server on one fresh database, then alternates, `runs` times: engine with the lim
 bare server, engine with the limiter off; all on GET /api/v1/products/{id} with loadgen's
 closed loop. It prints the medians and the two ratios the budgets are about:
 engine(limiter on) / bare, and 1 - on/off (the limiter's cost). Only ratios within one run
-mean anything on a shared machine.
+mean anything on a shared machine. It also prints the server processes' CPU time per request
+(API processes only; PostgreSQL and Redis not included), steadier than rates when the machine is busy.
 """
 
 from __future__ import annotations
@@ -37,12 +38,15 @@ def main() -> None:
         path = _paths(shop)["GET /products/{id}"]
         c = a.concurrency
         on, off, bare_s = Series("limiter on", c), Series("limiter off", c), Series("bare", c)
+        cpu_ms: dict[str, list[float]] = {"limiter on": [], "limiter off": [], "bare": []}
 
         def run(base: str, cpu, series: Series) -> None:  # noqa: ANN001
             asyncio.run(_measure(base, path, c, 0.5, cpu))  # warm-up (connections, statement cache)
             r, ok, used = asyncio.run(_measure(base, path, c, a.seconds, cpu))
             series.add(r, ok, used)
+            cpu_ms[series.name].append(used * 1000 / ok if ok else 0.0)
             print(f"  {series.name:12s} {series.rates[-1]:8.0f}/s p50 {r.p50:6.1f} ms p99 {r.p99:6.1f} ms"
+                  f" server CPU {cpu_ms[series.name][-1]:.2f} ms/request generator {r.cpu_share:.0%} of a core"
                   f" errors {sum(v for k, v in r.statuses.items() if k != 200)}", flush=True)
 
         with BareServer(engine.database_url, engine.processes) as bare:
@@ -59,6 +63,10 @@ def main() -> None:
               f" bare {bare_s.rate:.0f}/s (p99 {bare_s.p99:.1f} ms)")
         print(f"engine(limiter on)/bare: {statistics.median(ratios):.1%} per round {[f'{r:.0%}' for r in ratios]}")
         print(f"limiter cost 1-on/off:  {statistics.median(costs):.1%} per round {[f'{r:.0%}' for r in costs]}")
+        med = {k: statistics.median(x) for k, x in cpu_ms.items()}
+        print(f"server CPU per request (ms, median): on {med['limiter on']:.2f}, off {med['limiter off']:.2f},"
+              f" bare {med['bare']:.2f}; bare/on {med['bare'] / med['limiter on']:.1%},"
+              f" limiter share {1 - med['limiter off'] / med['limiter on']:.1%}")
 
 
 if __name__ == "__main__":

@@ -47,13 +47,24 @@ def stop_event_on_signals() -> asyncio.Event:
     return stop
 
 
+def _run(main: Callable[[], Awaitable[None]]) -> None:
+    """Run the server's event loop: uvloop when it is installed (a faster loop and transports;
+    same asyncio semantics), else the standard loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main())
+        return
+    uvloop.run(main())
+
+
 def _serve_one(settings: Settings, reuse_port: bool) -> None:
     configure_logging(settings.log_format, settings.log_level)
 
     async def main() -> None:
         await run_api(settings, stop_event_on_signals(), reuse_port=reuse_port)
 
-    asyncio.run(main())
+    _run(main)
 
 
 def serve(settings: Settings, processes: int = 1) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import Metric
@@ -27,6 +27,21 @@ class Metrics:
         self.latency = Histogram("http_request_duration_seconds", "HTTP request latency by route",
                                  ["method", "route"], registry=self.registry,
                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        # Labelled children by label values: `labels()` takes a lock and builds a tuple per call;
+        # a dict hit is cheaper on every request. As many entries as the registry has series.
+        self._counted: dict[tuple[str, str, int], Any] = {}
+        self._timed: dict[tuple[str, str], Any] = {}
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one HTTP request and record its latency."""
+        counter = self._counted.get((method, route, status))
+        if counter is None:
+            counter = self._counted[(method, route, status)] = self.requests.labels(method, route, str(status))
+        counter.inc()
+        timer = self._timed.get((method, route))
+        if timer is None:
+            timer = self._timed[(method, route)] = self.latency.labels(method, route)
+        timer.observe(seconds)
 
     def add_collector(self, fn: Callable[[], Iterable[Metric]]) -> None:
         """Register a callback yielding metric families at scrape time (actors, queues, limiter)."""

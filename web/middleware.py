@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
+from random import getrandbits
 
 import structlog
 from aiohttp import web
@@ -24,7 +24,8 @@ def _route_label(request: web.Request) -> str:
 async def request_context(request: web.Request, handler):  # type: ignore[no-untyped-def]
     """Outermost middleware: bind the request id, time the request, write one log line."""
     incoming = request.headers.get("X-Request-ID", "")
-    request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+    # A fresh id needs to be unique, not unguessable: no urandom syscall per request.
+    request_id = incoming if incoming and _SAFE_ID.match(incoming) else f"{getrandbits(128):032x}"
     request[keys.REQUEST_ID] = request_id
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -41,9 +42,7 @@ async def request_context(request: web.Request, handler):  # type: ignore[no-unt
             for name, value in request.get(keys.RATE_LIMIT_HEADERS, {}).items():
                 response.headers.setdefault(name, value)
         route = _route_label(request)
-        metrics = request.app[keys.METRICS]
-        metrics.requests.labels(request.method, route, str(status)).inc()
-        metrics.latency.labels(request.method, route).observe(elapsed)
+        request.app[keys.METRICS].observe_request(request.method, route, status, elapsed)
         principal = request.get(keys.PRINCIPAL)
         log.info("request", method=request.method, path=request.path, route=route, status=status,
                  duration_ms=round(elapsed * 1000, 2),
