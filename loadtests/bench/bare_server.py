@@ -32,7 +32,7 @@ def make_app(dsn: str) -> web.Application:
     key = web.AppKey("pool", asyncpg.Pool)
     tenant = web.AppKey("tenant", uuid.UUID)
 
-    async def pool(app: web.Application):  # noqa: ANN202
+    async def pool(app: web.Application):
         app[key] = await asyncpg.create_pool(dsn, min_size=2, max_size=20)
         app[tenant] = await app[key].fetchval("SELECT id FROM tenants WHERE slug = 'default'")
         yield

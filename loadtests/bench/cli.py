@@ -90,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = report.write(results, out, charts)
     violations = [v for key in ("flash", "checkout") for v in (results.get(key) or {}).get("violations", [])]
     print(f"bench: wrote {path} in {results['elapsed']:.0f}s")
+    charts.mkdir(parents=True, exist_ok=True)
     (charts / "results.json").write_text(json.dumps(
         {k: ({**v, "series": [s.row() for s in v.get("series", [])]} if isinstance(v, dict) else v)
          for k, v in results.items()}, indent=2, default=str))

@@ -1,8 +1,10 @@
 """The ceiling of section 2: the engine's checkout statements driven directly with asyncpg.
 
-`direct_checkout(conn, tenant, buyer)` runs, for one buyer with a prepared cart, the SQL that
-engine/checkout.py + engine/stock.py run for `POST /cart/checkout`, in the same transactions
-and the same order, and nothing else (no HTTP, auth, idempotency, actors, pricing rules):
+`direct_checkout(conn, ...)` runs, for one buyer with a prepared cart, the SQL that
+engine/checkout.py + engine/stock.py (+ engine/idempotency.py, as the benchmark's clients send
+an Idempotency-Key) run for `POST /cart/checkout`, in the same transactions and the same
+order, and nothing else (no HTTP, auth, actors, pricing rules):
+0. the Idempotency-Key claimed (engine.idempotency.claim: one transaction);
 1. reads, no transaction: the cart and its lines (engine.cart.load_cart), the buyer, the
    shipping address, the shipping method;
 2. reservation: one transaction per stock row, as the product actor does (lock the row, then
@@ -10,7 +12,8 @@ and the same order, and nothing else (no HTTP, auth, idempotency, actors, pricin
    rows in id order;
 3. `next_order_sequence` outside the order transaction (as the engine does);
 4. the order transaction: delete the holds (consume_holds), lock the cart and re-read it,
-   insert order, items, history and the expiry outbox row, empty the cart (clear_cart).
+   insert order, items, history and the expiry outbox row, empty the cart (clear_cart);
+5. the response stored under the key (engine.idempotency.complete), or the key abandoned.
 The statements are the engine's own where it exposes them (load_cart, consume_holds,
 record_history, outbox.enqueue, clear_cart, the reservation statement), so the ceiling follows
 the engine when its SQL changes. Returns "ok", "empty" (cart had no lines) or "short"
@@ -30,7 +33,7 @@ from types import SimpleNamespace
 
 import asyncpg
 
-from engine import outbox
+from engine import idempotency, outbox
 from engine.addresses import find_address
 from engine.cart import clear_cart, load_cart
 from engine.order_status import format_order_number
@@ -43,6 +46,8 @@ from engine.stock import _RESERVE_AND_HOLD, Reservation, consume_holds, release_
 OK, EMPTY, SHORT = "ok", "empty", "short"
 _TAX = Decimal("0.20")
 _SHIPPING = Decimal("350.00")
+# What the engine stores under the key: its checkout response, about this size.
+_RESPONSE = json.dumps({"success": True, "data": {"orderId": str(uuid.uuid4()), "pad": "x" * 1100}}).encode()
 
 _ORDER = (
     "INSERT INTO orders (tenant_id, user_id, order_number, status, payment_method, currency, subtotal,"
@@ -70,6 +75,19 @@ class _Refused(Exception):
 async def direct_checkout(conn: asyncpg.Connection, tenant: uuid.UUID, user: uuid.UUID, address_id: uuid.UUID,
                           method_id: uuid.UUID) -> str:
     """One buyer's cart checked out with the engine's statements (see the module docstring)."""
+    db, scope, key = _on(conn), f"user:{user}", uuid.uuid4().hex
+    await idempotency.claim(db, tenant, scope, key, idempotency.request_hash("POST", "/api/v1/cart/checkout", key),
+                            ttl=86_400, wait=10.0)
+    outcome = await _checkout(conn, tenant, user, address_id, method_id)
+    if outcome == OK:
+        await idempotency.complete(db, tenant, scope, key, idempotency.StoredResponse(201, _RESPONSE))
+    else:
+        await idempotency.abandon(db, tenant, scope, key)
+    return outcome
+
+
+async def _checkout(conn: asyncpg.Connection, tenant: uuid.UUID, user: uuid.UUID, address_id: uuid.UUID,
+                    method_id: uuid.UUID) -> str:
     cart = await load_cart(conn, tenant, user)
     if cart.is_empty:
         return EMPTY
@@ -120,11 +138,15 @@ async def direct_checkout(conn: asyncpg.Connection, tenant: uuid.UUID, user: uui
 
 
 def _on(conn: asyncpg.Connection) -> SimpleNamespace:
-    """The one Database method release_holds uses, on this connection."""
+    """The engine.db.Database methods the engine functions above use, on this one connection."""
 
     @contextlib.asynccontextmanager
     async def transaction() -> AsyncIterator[asyncpg.Connection]:
         async with conn.transaction():
             yield conn
 
-    return SimpleNamespace(transaction=transaction)
+    @contextlib.asynccontextmanager
+    async def connection() -> AsyncIterator[asyncpg.Connection]:
+        yield conn
+
+    return SimpleNamespace(transaction=transaction, connection=connection)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
 
 import aiohttp
 
@@ -69,7 +69,7 @@ async def closed_loop(request: Request, *, concurrency: int, seconds: float, max
                 t0 = time.perf_counter()
                 try:
                     status = await request(session, i)
-                except (aiohttp.ClientError, asyncio.TimeoutError):
+                except (TimeoutError, aiohttp.ClientError):
                     status = 599
                 latencies.append((time.perf_counter() - t0) * 1000)
                 statuses[status] = statuses.get(status, 0) + 1

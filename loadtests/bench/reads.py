@@ -136,8 +136,10 @@ async def memory(engine: EngineRun, shop: Shop, tokens: Tokens, *, users: int, i
     try:
         # Limiter off: its state lives in Redis, not in the process, and it would halve the
         # users reached in the time bound.
+        census_dir = engine.log_dir / f"heap-{uuid.uuid4().hex[:6]}"
+        census_dir.mkdir(parents=True)
         engine.restart_api(ACTOR_IDLE_SECONDS=str(idle_seconds), RATE_LIMIT_ENABLED="false",
-                           PYTHONPATH=f"{TRIM_HOOK}{os.pathsep}{REPO}")
+                           PYTHONPATH=f"{TRIM_HOOK}{os.pathsep}{REPO}", BENCH_HEAP_DUMP=str(census_dir))
         conn = await asyncpg.connect(engine.database_url)
         try:
             people = await add_buyers(conn, tokens, uuid.UUID(shop.tenant_id), users + 200, with_address=False)
@@ -154,6 +156,7 @@ async def memory(engine: EngineRun, shop: Shop, tokens: Tokens, *, users: int, i
         await _wait_evicted(engine, idle_seconds)
         start = engine.api_rss()
         start_trimmed = await _trimmed_rss(engine)
+        census0 = await _census(engine, census_dir)
         peak = {"rss": start, "users": 0.0}
         sampling = asyncio.create_task(_sample(engine, peak))
         try:
@@ -166,13 +169,33 @@ async def memory(engine: EngineRun, shop: Shop, tokens: Tokens, *, users: int, i
         evicted_after = await _wait_evicted(engine, idle_seconds)
         after = engine.api_rss()
         after_trimmed = await _trimmed_rss(engine)
+        census1 = await _census(engine, census_dir)
     finally:
         engine.processes = processes
         engine.extra_env.pop("PYTHONPATH", None)
+        engine.extra_env.pop("BENCH_HEAP_DUMP", None)
+    grown = sorted(((k, census1.get(k, 0) - census0.get(k, 0)) for k in census1), key=lambda kv: -kv[1])
     return {"users": r.statuses.get(200, 0), "wanted": users, "sent": r.sent, "seconds": r.wall, "start": start,
             "start_trimmed": start_trimmed, "peak": peak["rss"], "after": after, "after_trimmed": after_trimmed,
             "live_at_peak": peak["users"], "evict_wait": evicted_after, "idle_seconds": idle_seconds,
-            "gen_cpu": r.cpu_share, "statuses": {str(k): v for k, v in r.statuses.items()}}
+            "gen_cpu": r.cpu_share, "statuses": {str(k): v for k, v in r.statuses.items()},
+            "objects_before": sum(census0.values()), "objects_after": sum(census1.values()),
+            "objects_grown": [kv for kv in grown[:8] if kv[1] > 0]}
+
+
+async def _census(engine: EngineRun, folder) -> dict[str, int]:
+    """Live objects by type in the API process (trim_hook, SIGUSR2); {} if it did not answer."""
+    import json
+
+    before = set(folder.glob("heap-*.json"))
+    for pid in engine.api_pids():
+        os.kill(pid, signal.SIGUSR2)
+    for _ in range(50):
+        await asyncio.sleep(0.2)
+        new = set(folder.glob("heap-*.json")) - before
+        if new:
+            return json.loads(max(new, key=lambda p: p.stat().st_mtime).read_text())
+    return {}
 
 
 async def _trimmed_rss(engine: EngineRun) -> int:
