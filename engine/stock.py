@@ -318,18 +318,41 @@ async def reclaim_orphaned_holds(db: Database, *, older_than: dt.timedelta, limi
     One transaction per `limit` holds: hold rows locked with SKIP LOCKED (a hold an order
     transaction is consuming right now is that order's), then the stock rows in id order and
     their products, as every multi-row stock move does. Ages are measured on the database's
-    clock, which also stamped the holds."""
-    total = 0
+    clock, which also stamped the holds. A stock row whose reserved units no longer cover its
+    old holds means an accounting bug elsewhere: its holds are left for a human to look at
+    (giving them back would take units other orders own), the other rows are reclaimed."""
+    total, left_alone = 0, []
     while True:
         async with db.transaction() as conn:
-            # A hold whose stock row is gone has nothing to give back (and no FK to clean it).
-            ids = await conn.fetch(
-                "SELECT h.id FROM stock_holds h WHERE h.created_at < clock_timestamp() - $1::interval"
-                " AND EXISTS (SELECT 1 FROM stock s WHERE s.id = h.stock_id)"
-                " LIMIT $2 FOR UPDATE OF h SKIP LOCKED", older_than, limit)
-            total += await _give_back(conn, [r["id"] for r in ids]) if ids else 0
-        if len(ids) < limit:
+            taken, reclaimed = await _reclaim_batch(conn, older_than, limit, left_alone)
+        total += reclaimed
+        if taken < limit:
             return total
+
+
+async def _reclaim_batch(conn: asyncpg.Connection, older_than: dt.timedelta, limit: int,
+                         left_alone: list[UUID]) -> tuple[int, int]:
+    """One transaction's worth: (holds looked at, holds reclaimed); adds the holds it had to
+    leave alone to `left_alone`, so the next batch of this run does not look at them again."""
+    # A hold whose stock row is gone has nothing to give back (and no FK to clean it).
+    holds = await conn.fetch(
+        "SELECT h.id, h.stock_id, h.quantity FROM stock_holds h"
+        " WHERE h.created_at < clock_timestamp() - $1::interval AND h.id <> ALL($3::uuid[])"
+        " AND EXISTS (SELECT 1 FROM stock s WHERE s.id = h.stock_id)"
+        " LIMIT $2 FOR UPDATE OF h SKIP LOCKED", older_than, limit, left_alone)
+    units: dict[UUID, int] = defaultdict(int)
+    for h in holds:
+        units[h["stock_id"]] += h["quantity"]
+    if not units:
+        return 0, 0
+    ids = sorted(units)
+    await _lock_stock(conn, ids)
+    covered = {r["id"] for r in await conn.fetch(
+        "SELECT s.id FROM stock s JOIN unnest($1::uuid[], $2::int[]) AS d(id, q) ON d.id = s.id"
+        " WHERE s.reserved >= d.q", ids, [units[i] for i in ids])}
+    mine = [h["id"] for h in holds if h["stock_id"] in covered]
+    left_alone.extend(h["id"] for h in holds if h["stock_id"] not in covered)
+    return len(holds), await _give_back(conn, mine) if mine else 0
 
 
 # ----------------------------------------------------------------------------- in the caller's transaction
@@ -341,6 +364,14 @@ async def _order_units(conn: asyncpg.Connection, order_id: UUID) -> dict[UUID, i
     return {r["stock_id"]: r["q"] for r in rows}
 
 
+async def _lock_stock(conn: asyncpg.Connection, ids: list[UUID]) -> None:
+    """Lock stock rows in id order, then their products (which the stock triggers update)."""
+    await conn.execute("SELECT 1 FROM stock WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE", ids)
+    await conn.execute(
+        "SELECT 1 FROM products WHERE id IN (SELECT product_id FROM stock WHERE id = ANY($1::uuid[]))"
+        " ORDER BY id FOR NO KEY UPDATE", ids)
+
+
 async def _move(conn: asyncpg.Connection, units: dict[UUID, int], assignment: str, guard: str) -> None:
     """Apply `assignment` to each stock row with its units `d.q`, rows locked in id order first
     (then their products, which the stock triggers update), refusing if `guard` fails."""
@@ -348,10 +379,7 @@ async def _move(conn: asyncpg.Connection, units: dict[UUID, int], assignment: st
     if not units:
         return
     ids = sorted(units)
-    await conn.execute("SELECT 1 FROM stock WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE", ids)
-    await conn.execute(
-        "SELECT 1 FROM products WHERE id IN (SELECT product_id FROM stock WHERE id = ANY($1::uuid[]))"
-        " ORDER BY id FOR NO KEY UPDATE", ids)
+    await _lock_stock(conn, ids)
     moved = await conn.fetchval(
         f"WITH d(id, q) AS (SELECT * FROM unnest($1::uuid[], $2::int[])),"
         f" done AS (UPDATE stock s SET {assignment}, updated_at = now() FROM d"

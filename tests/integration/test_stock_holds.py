@@ -139,3 +139,20 @@ async def test_an_order_that_consumed_its_holds_keeps_its_units_through_payment(
     assert await _accounted(db, pid) == {"on_hand": 4, "available": 1, "reserved": 3, "sold": 0}
     await service.release_all(reservation)   # a late "release" after the commit moves nothing
     assert await _accounted(db, pid) == {"on_hand": 4, "available": 1, "reserved": 3, "sold": 0}
+
+
+async def test_a_hold_whose_units_were_moved_elsewhere_is_left_alone_and_the_rest_reclaimed(
+        database, service, db, tenant):
+    broken, fine = await make_product(db, tenant.id, stock=5), await make_product(db, tenant.id, stock=5)
+    sb, sf = await _stock_id(db, broken), await _stock_id(db, fine)
+    await service.reserve_all([StockLine(sb, 2, broken)])
+    await service.reserve_all([StockLine(sf, 3, fine)])
+    # A bug elsewhere sold the held units without consuming the hold: reserved no longer covers it.
+    await db.execute("UPDATE stock SET reserved = 0, sold = 2 WHERE id = $1", sb)
+    await _age(db, sb, 3600)
+    await _age(db, sf, 3600)
+    assert await reclaim_orphaned_holds(database, older_than=dt.timedelta(minutes=1), limit=1) >= 1
+    assert await stock_of(db, fine) == {"on_hand": 5, "available": 5, "reserved": 0, "sold": 0}
+    assert await stock_of(db, broken) == {"on_hand": 5, "available": 3, "reserved": 0, "sold": 2}
+    assert await db.fetchval("SELECT sum(quantity) FROM stock_holds WHERE stock_id = $1", sb) == 2
+    await db.execute("DELETE FROM stock_holds WHERE stock_id = $1", sb)
