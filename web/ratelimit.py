@@ -29,6 +29,7 @@ a connection attempt to every request; it recovers on its own when Redis returns
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import itertools
 import math
@@ -118,6 +119,13 @@ def client_address(request: web.Request, settings: Settings) -> str:
         forwarded = [p.strip() for p in request.headers.get("X-Forwarded-For", "").split(",") if p.strip()]
         if forwarded:
             raw = forwarded[-1]
+    return _normalised_address(raw)
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalised_address(raw: str) -> str:
+    """Canonical text of an IP address ("unknown" if it is none); cached: parsing an address
+    on every request costs more than the dictionary hit, and callers repeat."""
     try:
         return str(ipaddress.ip_address(raw))
     except ValueError:
