@@ -55,7 +55,22 @@ class Series:
         return {"name": self.name, "concurrency": self.concurrency, "rate": self.rate, "spread": self.spread,
                 "p50": self.p50, "p99": self.p99, "runs": len(self.rates),
                 "gen_cpu": statistics.median(self.gen_cpu) if self.gen_cpu else 0.0,
-                "server_cpu": statistics.median(self.server_cpu) if self.server_cpu else 0.0, **self.extra}
+                "server_cpu": statistics.median(self.server_cpu) if self.server_cpu else 0.0, **self.extra,
+                "samples": {"rates": self.rates, "p50s": self.p50s, "p99s": self.p99s, "gen_cpu": self.gen_cpu,
+                            "server_cpu": self.server_cpu}}
+
+    @classmethod
+    def from_row(cls, row: dict) -> Series:
+        """Back from `row()` (results.json), to render a report again. Rows written before the
+        samples were kept come back as min / median / max rates and the median of the rest."""
+        known = {"name", "concurrency", "rate", "spread", "p50", "p99", "runs", "gen_cpu", "server_cpu", "samples"}
+        extra = {k: v for k, v in row.items() if k not in known}
+        if "samples" in row:
+            return cls(row["name"], row["concurrency"], **row["samples"], extra=extra)
+        lo, _, hi = row["spread"].partition("–")
+        rates = [float(lo), row["rate"], float(hi)] if hi else [row["rate"]]
+        return cls(row["name"], row["concurrency"], rates, [row["p50"]], [row["p99"]], [row["gen_cpu"]],
+                   [row["server_cpu"]], extra)
 
 
 def ratio(a: float, b: float) -> float:
