@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"bench: {key} ...", flush=True)
             try:
                 results[key] = asyncio.run(fn())
-            except Exception as exc:  # one section's failure must not lose the others
+            except Exception as exc:  # noqa: BLE001 - one section's failure must not lose the others
                 traceback.print_exc()
                 results[key] = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:300]}
             print(f"bench: {key} done in {time.monotonic() - t0:.0f}s", flush=True)

@@ -72,7 +72,7 @@ async def flash_sale(engine: EngineRun, shop: Shop, buyers: list[Buyer], plan: P
                 for run in range(plan.runs + 1):  # run 0 warms the fresh processes up and is not counted
                     stock = len(buyers) // 2 if quick else len(buyers)
                     hot = (await add_products(conn, tenant, cat, 1, stock, name="Flash sale console"))[0]
-                    await fill_carts(conn, tenant, buyers, lambda i: hot)
+                    await fill_carts(conn, tenant, buyers, lambda i, hot=hot: hot)
                     cpu0 = engine.api_cpu_seconds()
                     r = await closed_loop(_checkout(engine, shop, buyers), concurrency=c,
                                           seconds=plan.seconds if run else 1.0, max_requests=len(buyers))

@@ -10,8 +10,8 @@ from loadtests.bench.measure import Series, ratio
 
 
 def _series_table(series: list[Series]) -> list[str]:
-    lines = ["| configuration | concurrency | successes/s (median) | spread (min–max) | p50 ms | p99 ms | runs |"
-             " generator CPU | API CPU (cores) | mean batch |",
+    lines = [("| configuration | concurrency | successes/s (median) | spread (min–max) | p50 ms | p99 ms | runs |"
+             " generator CPU | API CPU (cores) | mean batch |"),
              "|---|---|---|---|---|---|---|---|---|---|"]
     for s in series:
         r = s.row()
@@ -113,11 +113,11 @@ def write(results: dict, out: Path, charts_dir: Path) -> Path:
              f"- Command: `{command}` (same as `python -m ops.cli bench ...`; `--help` lists the sizes)."
              + (" A QUICK run: sizes too small for the budgets to mean much." if quick else ""),
              f"- Machine: {_machine(results)}.",
-             f"- Setup: {results['processes']} API process(es); PostgreSQL, Redis and the load generator (asyncio +"
-             " aiohttp, one process, closed loop) on the same machine; at most 64 database connections per side.",
-             f"- Figures: median of {results['runs']} runs of {results['seconds']:g} s per configuration (after an"
+             (f"- Setup: {results['processes']} API process(es); PostgreSQL, Redis and the load generator (asyncio +"
+             " aiohttp, one process, closed loop) on the same machine; at most 64 database connections per side."),
+             (f"- Figures: median of {results['runs']} runs of {results['seconds']:g} s per configuration (after an"
              " uncounted warm-up); spread = min–max of the runs. Generator CPU = share of one core the load generator"
-             " (or the asyncpg driver) used: near 100 % would mean it, not the system under test, was the limit.",
+             " (or the asyncpg driver) used: near 100 % would mean it, not the system under test, was the limit."),
              f"- Total bench time {results['elapsed']:.0f} s.", ""]
     head = len(lines)
     budgets: list[tuple[str, str, str]] = []   # (budget, figure, verdict)
@@ -200,16 +200,16 @@ def write(results: dict, out: Path, charts_dir: Path) -> Path:
                     lines.append(f"- {name} at {c}: engine {r:.0%} of bare, engine p99 {e.p99:.1f} ms,"
                                  f" API CPU per request {cpu_ms(e)} (bare {cpu_ms(b)})")
                     if name == "GET /products/{id}" and c == c0:
-                        budgets += [(f"GET /products/{{id}} ({c}): ≥ 60 % of bare", f"{r:.0%} ({e.rate:.0f}/s vs"
-                                     f" {b.rate:.0f}/s)", verdict(r >= 0.6)),
+                        budgets += [(f"GET /products/{{id}} ({c}): ≥ 60 % of bare", (f"{r:.0%} ({e.rate:.0f}/s vs"
+                                     f" {b.rate:.0f}/s)"), verdict(r >= 0.6)),
                                     (f"GET /products/{{id}} ({c}): p99 < 20 ms", f"{e.p99:.1f} ms", verdict(e.p99 < 20))]
         lines.append("")
     s = section("4. Rate-limit overhead", "limiter", "The same GET /products/{id} with RATE_LIMIT_ENABLED on and off"
                 " (API restarted between, runs alternated).")
     if s and len(s) == 2:
         cost = 1 - ratio(s[0].rate, s[1].rate)
-        lines.extend([f"- limiter costs {cost:.1%} of throughput (budget ≤ 10 %: {verdict(cost <= 0.10)});"
-                      f" API CPU per request on {cpu_ms(s[0])}, off {cpu_ms(s[1])}", ""])
+        lines.extend([(f"- limiter costs {cost:.1%} of throughput (budget ≤ 10 %: {verdict(cost <= 0.10)});"
+                      f" API CPU per request on {cpu_ms(s[0])}, off {cpu_ms(s[1])}"), ""])
         budgets.append(("Rate limiter: costs ≤ 10 % of catalogue-read throughput", f"{cost:.1%}",
                         verdict(cost <= 0.10)))
     _memory(results.get("memory"), lines, budgets)
@@ -243,32 +243,32 @@ def _memory(m: dict | None, lines: list[str], budgets: list[tuple[str, str, str]
         f" (of {m['wanted']} asked for: the touch phase is bounded in time on this machine; per-user figures"
         " divide by the users actually reached)")
     lines.extend([
-        f"One API process; {m['users']} distinct users{reached} each GET /cart (through their user actor) in"
+        (f"One API process; {m['users']} distinct users{reached} each GET /cart (through their user actor) in"
         f" {m['seconds']:.0f} s, 64 at a time, rate limiter off (its state is in Redis, not in the process);"
-        f" ACTOR_IDLE_SECONDS={m['idle_seconds']:g}, so idle user actors are evicted during the run too.", "",
+        f" ACTOR_IDLE_SECONDS={m['idle_seconds']:g}, so idle user actors are evicted during the run too."), "",
         "| | RSS (MiB) | per user vs start |", "|---|---|---|",
         f"| at rest (warm, every actor evicted) | {mib(m['start'])} | |",
-        f"| peak while touching (at most {m['live_at_peak']:.0f} user actors live at once) | {mib(m['peak'])}"
-        f" | {per(m['peak'], m['start'])} |",
-        f"| after eviction (waited {m['evict_wait']:.0f} s, no actor live) | {mib(m['after'])}"
-        f" | {per(m['after'], m['start'])} |",
+        (f"| peak while touching (at most {m['live_at_peak']:.0f} user actors live at once) | {mib(m['peak'])}"
+        f" | {per(m['peak'], m['start'])} |"),
+        (f"| after eviction (waited {m['evict_wait']:.0f} s, no actor live) | {mib(m['after'])}"
+        f" | {per(m['after'], m['start'])} |"),
         f"| at rest, after gc.collect() + malloc_trim(0) in the process | {mib(m['start_trimmed'])} | |",
-        f"| after eviction, after gc.collect() + malloc_trim(0) | {mib(m['after_trimmed'])}"
-        f" | {per(m['after_trimmed'], m['start_trimmed'])} |", "",
-        f"- per idle user after eviction: {idle:.0f} B as measured, {idle_trim:.0f} B after the trim"
-        f" (budget ≤ 2048 B: {verdict(idle <= 2048)})",
-        f"- RSS after eviction vs start: {back:+.1%} as measured, {back_trim:+.1%} after the trim (budget within"
-        f" 10 %: {verdict(abs(back) <= 0.10)} as measured, {verdict(abs(back_trim) <= 0.10)} after the trim)",
-        f"- Live Python objects in the process (gc census): {m.get('objects_before', 0)} at rest,"
+        (f"| after eviction, after gc.collect() + malloc_trim(0) | {mib(m['after_trimmed'])}"
+        f" | {per(m['after_trimmed'], m['start_trimmed'])} |"), "",
+        (f"- per idle user after eviction: {idle:.0f} B as measured, {idle_trim:.0f} B after the trim"
+        f" (budget ≤ 2048 B: {verdict(idle <= 2048)})"),
+        (f"- RSS after eviction vs start: {back:+.1%} as measured, {back_trim:+.1%} after the trim (budget within"
+        f" 10 %: {verdict(abs(back) <= 0.10)} as measured, {verdict(abs(back_trim) <= 0.10)} after the trim)"),
+        (f"- Live Python objects in the process (gc census): {m.get('objects_before', 0)} at rest,"
         f" {m.get('objects_after', 0)} after eviction ({m.get('objects_after', 0) - m.get('objects_before', 0):+d};"
         f" most grown: {', '.join(f'{k} +{v}' for k, v in m.get('objects_grown', [])) or 'none'})."
-        " An object count that does not grow with the users means evicted actors left nothing behind.",
+        " An object count that does not grow with the users means evicted actors left nothing behind."),
         f"- RSS at the peak per user actor live at once: {per_live}.",
-        "- Why RSS stays up when the objects are gone: CPython's small-object allocator returns a 1 MiB arena to"
+        ("- Why RSS stays up when the objects are gone: CPython's small-object allocator returns a 1 MiB arena to"
         " the OS only when every object in it is free, and glibc malloc keeps freed heap for reuse; memory freed"
         " by evicted actors is reusable by the process but stays in its RSS. RSS after eviction follows the peak number of actors live at once (arrival rate × ACTOR_IDLE_SECONDS),"
         " not the number of users. The trim is run by a benchmark-only hook (loadtests/bench/trim_hook, SIGUSR1)"
-        " loaded into the measured API process; the engine does not trim by itself.", ""])
+        " loaded into the measured API process; the engine does not trim by itself."), ""])
     budgets += [("Memory: ≤ 2 KiB per idle user after eviction", f"{idle:.0f} B ({idle_trim:.0f} B trimmed)",
                  verdict(idle <= 2048)),
                 ("Memory: RSS back within 10 % of start", f"{back:+.1%} ({back_trim:+.1%} trimmed)",
