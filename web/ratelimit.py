@@ -185,8 +185,10 @@ class RateLimiter:
 
 class ScriptBatcher:
     """Runs one Lua script for many concurrent callers with as few Redis round trips as possible
-    (auto-pipelining): the calls made during one event-loop turn go out as ONE pipeline
-    (EVALSHA each, no MULTI), and each caller gets its own reply or error. Every call is still
+    (auto-pipelining): at most one trip is in flight; calls made while it is out wait for it and
+    then go out together as ONE pipeline (EVALSHA each, no MULTI), each caller getting its own
+    reply or error. An idle limiter sends a call at once (next loop turn); a busy one sends about
+    one trip per Redis round-trip time, however many requests arrive meanwhile. Every call is still
     exactly one script execution, atomic on its own; only the network trip is shared, so under
     load the limiter costs a fraction of a round trip per request instead of one each.
     A script missing from Redis (restart, SCRIPT FLUSH) is loaded and the call retried alone.
@@ -196,19 +198,31 @@ class ScriptBatcher:
         self._redis = redis
         self._script = redis.register_script(source)
         self._pending: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
+        self._busy = False  # a flush is scheduled or a trip is in flight
 
     async def __call__(self, keys: list[str], args: list[Any]) -> Any:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((keys, args, future))
-        if len(self._pending) == 1:
+        if not self._busy:
+            self._busy = True
             loop.call_soon(self._flush)
         return await future
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
-        if batch:
-            asyncio.get_running_loop().create_task(self._send(batch))
+        if not batch:
+            self._busy = False
+            return
+        task = asyncio.get_running_loop().create_task(self._send(batch))
+        task.add_done_callback(self._sent)
+
+    def _sent(self, _task: asyncio.Task[None]) -> None:
+        """The trip is back: send what queued up meanwhile (or go idle)."""
+        if self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        else:
+            self._busy = False
 
     async def _send(self, batch: list[tuple[list[str], list[Any], asyncio.Future[Any]]]) -> None:
         try:
