@@ -82,6 +82,7 @@ def base_settings(database_url: str, redis_url: str) -> Settings:
         rate_cart=100_000,
         rate_financial=100_000,
         rate_orders=100_000,
+        login_max_failures=1_000_000,  # one test's failed logins must not throttle the next (same address)
         log_format="console",
         log_level="warning",
         payment_webhook_secret="test-webhook-secret-0123456789abcdef",
