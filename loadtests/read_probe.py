@@ -40,7 +40,7 @@ def main() -> None:
         on, off, bare_s = Series("limiter on", c), Series("limiter off", c), Series("bare", c)
         cpu_ms: dict[str, list[float]] = {"limiter on": [], "limiter off": [], "bare": []}
 
-        def run(base: str, cpu, series: Series) -> None:  # noqa: ANN001
+        def run(base: str, cpu, series: Series) -> None:
             asyncio.run(_measure(base, path, c, 0.5, cpu))  # warm-up (connections, statement cache)
             r, ok, used = asyncio.run(_measure(base, path, c, a.seconds, cpu))
             series.add(r, ok, used)

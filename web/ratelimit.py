@@ -39,9 +39,9 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
 import structlog
 from aiohttp import web
+from redis.exceptions import NoScriptError
 
 from engine.errors import RateLimited, ServiceUnavailable
 from engine.identity.sessions import REDIS_DOWN
@@ -245,7 +245,7 @@ class ScriptBatcher:
             if isinstance(reply, NoScriptError):
                 try:
                     reply = await self._script(keys=keys, args=args)  # loads the script, then runs it
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 -- not swallowed: handed to its caller below
                     reply = exc
             if future.done():  # the caller went away (request cancelled)
                 continue
