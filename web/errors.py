@@ -6,6 +6,7 @@ a 500 whose body carries the request id and never a stack trace.
 
 from __future__ import annotations
 
+import asyncpg
 import structlog
 from aiohttp import web
 
@@ -103,6 +104,13 @@ async def error_middleware(request: web.Request, handler):  # type: ignore[no-un
         if exc.status < 400:
             raise
         return render_http_exception(exc)
+    except (asyncpg.CheckViolationError, asyncpg.UniqueViolationError) as exc:
+        # A constraint caught what validation should have: still the client's input, so a 4xx,
+        # but logged as the bug it is.
+        log.warning("constraint_violation_reached_the_edge", path=request.path, constraint=getattr(exc, "constraint_name", None))
+        if isinstance(exc, asyncpg.UniqueViolationError):
+            return failure(409, "CONFLICT", "That conflicts with an existing record.")
+        return failure(400, "VALIDATION_ERROR", "A value is out of range.", {"body": ["violates a constraint"]})
     except Exception:
         request_id = request.get(keys.REQUEST_ID, "-")
         log.exception("unhandled_error", path=request.path, method=request.method)

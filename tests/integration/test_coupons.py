@@ -233,3 +233,10 @@ async def test_staff_coupon_errors(api, tenant, db):
                  api.delete(f"/api/v1/coupons/{uuid.uuid4()}", as_=staff)):
         r = await call
         assert r.status == 404 and r.error["code"] == "COUPON_NOT_FOUND"
+
+
+async def test_coupon_value_below_a_cent_or_with_more_than_two_decimals_is_400(api, tenant):
+    staff = await tenant.user("staff")
+    for value in (4.896099250035983e-93, 0.001, 10.555):
+        r = await api.post("/api/v1/coupons", as_=staff, json={"code": "TINY", "type": "FIXED", "value": value})
+        assert r.status == 400 and "value" in r.error["details"], (value, r.body)

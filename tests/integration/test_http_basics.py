@@ -48,6 +48,13 @@ async def stock(req: Req) -> dict:
     raise InsufficientStock("Only 3 left.", extra={"available": 3})
 
 
+@probe.get("/test/constraint")
+async def constraint(req: Req) -> dict:
+    import asyncpg
+
+    raise asyncpg.CheckViolationError("new row violates check constraint")
+
+
 @probe.get("/test/boom")
 async def boom(req: Req) -> dict:
     raise RuntimeError("secret internals")
@@ -208,3 +215,8 @@ async def test_metrics_show_job_queues_and_outbox_lag(client):
     async with client.get("/metrics") as r:
         text = await r.text()
     assert "outbox_lag_rows" in text and "job_queue_messages{" in text
+
+
+async def test_a_constraint_that_validation_missed_is_400_not_500(probe_client):
+    status, body, _ = await _call(probe_client, "GET", "/api/v1/test/constraint")
+    assert status == 400 and body["error"]["code"] == "VALIDATION_ERROR"

@@ -77,8 +77,10 @@ def _aware(value: dt.datetime | None, name: str) -> dt.datetime | None:
 
 
 def _amount(value: Decimal | None, name: str) -> Decimal | None:
-    if value is not None and not (value.is_finite() and 0 < value <= _MAX_AMOUNT):
-        raise ValidationError("Invalid amount.", details={name: [f"must be above 0 and at most {_MAX_AMOUNT}"]})
+    if value is not None and not (value.is_finite() and Decimal("0.01") <= value <= _MAX_AMOUNT
+                                  and value == value.quantize(Decimal("0.01"))):
+        raise ValidationError("Invalid amount.", details={
+            name: [f"must be from 0.01 to {_MAX_AMOUNT} with at most two decimal places"]})
     return value
 
 
