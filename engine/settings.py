@@ -39,6 +39,7 @@ class Settings:
     public_base_url: str = _setting("PUBLIC_BASE_URL", "http://127.0.0.1:8080", "Base URL the API is reached at (payment page links)")
     log_format: str = _setting("LOG_FORMAT", "auto", "auto (console on a terminal, JSON otherwise), json or console")
     log_level: str = _setting("LOG_LEVEL", "info", "debug, info, warning or error")
+    request_timeout: float = _setting("REQUEST_TIMEOUT", 20.0, "Seconds one API request may take in all; past that it answers 503 with Retry-After")
     shutdown_grace: float = _setting("SHUTDOWN_GRACE", 10.0, "Seconds in-flight requests get to finish on SIGTERM")
 
     # Identity.

@@ -15,6 +15,7 @@ needs another status, meta or headers, or an aiohttp response for non-JSON pages
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from typing import Any, Awaitable, Callable
 import msgspec
 from aiohttp import web
 
-from engine.errors import Forbidden, Unauthorized, ValidationError
+from engine.errors import Forbidden, ServiceUnavailable, Unauthorized, ValidationError
 from engine.principal import Principal
 from web import keys
 from web.envelope import success
@@ -205,6 +206,17 @@ def decode_params(request: web.Request, spec: RouteSpec) -> dict[str, Any]:
 
 def _endpoint(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def endpoint(request: web.Request) -> web.StreamResponse:
+        settings = request.app[keys.SETTINGS]
+        try:
+            # One deadline for the whole request: each dependency has its own timeout, but a
+            # request that waits on several in turn must still answer in bounded time.
+            async with asyncio.timeout(settings.request_timeout):
+                return await handle(request)
+        except TimeoutError:
+            raise ServiceUnavailable("The request took too long; retry shortly.",
+                                     extra={"retry_after": settings.dependency_retry_after}) from None
+
+    async def handle(request: web.Request) -> web.StreamResponse:
         app = request.app
         if spec.auth == NONE:  # operational routes: no tenant, no credentials, no database
             principal = Principal(tenant_id=_NO_TENANT)

@@ -13,7 +13,7 @@ LONG = os.environ.get("FAULTS_LONG") == "1"
 FAULT_SECONDS = float(os.environ.get("FAULTS_SECONDS", "10" if LONG else "3"))
 BUYERS = int(os.environ.get("FAULTS_BUYERS", "8" if LONG else "4"))
 RECOVERY_LIMIT = 15.0     # seconds a healed dependency may take to be usable again
-REQUEST_LIMIT = 7.5       # an answer slower than this (DB_COMMAND_TIMEOUT 3 + ask timeout 4) is a hang
+REQUEST_LIMIT = 7.5       # an answer slower than this (the stack's REQUEST_TIMEOUT 6.5 + margin) is a hang
 EXPIRY_SECONDS = 3        # PAYMENT_EXPIRY_SECONDS of the fault stack: expiry jobs run during the scenarios
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Annotated
 
@@ -53,6 +54,12 @@ async def constraint(req: Req) -> dict:
     import asyncpg
 
     raise asyncpg.CheckViolationError("new row violates check constraint")
+
+
+@probe.get("/test/slow")
+async def slow(req: Req) -> dict:
+    await asyncio.sleep(5)
+    return {}
 
 
 @probe.get("/test/boom")
@@ -220,3 +227,11 @@ async def test_metrics_show_job_queues_and_outbox_lag(client):
 async def test_a_constraint_that_validation_missed_is_400_not_500(probe_client):
     status, body, _ = await _call(probe_client, "GET", "/api/v1/test/constraint")
     assert status == 400 and body["error"]["code"] == "VALIDATION_ERROR"
+
+
+async def test_a_request_past_its_deadline_answers_503_with_retry_after(base_settings):
+    app = create_app(base_settings.with_(request_timeout=0.2))
+    probe.register(app)
+    async with TestClient(TestServer(app)) as c:
+        status, body, headers = await _call(c, "GET", "/api/v1/test/slow")
+    assert status == 503 and body["error"]["code"] == "SERVICE_UNAVAILABLE" and "Retry-After" in headers
