@@ -45,7 +45,10 @@ async def idempotent(req: Req, compute: Callable[[], Awaitable[Any]], *, status:
     # Long enough for a first request that waits on actors and then commits.
     wait = settings.actor_ask_timeout + settings.db_command_timeout
     stored = await idempotency.claim(db, principal.tenant_id, principal.scope, key, digest,
-                                     ttl=settings.idempotency_ttl_seconds, wait=wait)
+                                     ttl=settings.idempotency_ttl_seconds, wait=wait,
+                                     # The first request cannot outlive its deadline (plus one
+                                     # statement being cancelled): after that its key is free.
+                                     lease=settings.request_timeout + settings.db_command_timeout)
     if stored is not None:
         return web.Response(body=stored.body, status=stored.status, content_type="application/json",
                             headers={REPLAYED_HEADER: "true"})

@@ -4,8 +4,10 @@ Each check returns a list of violations (human-readable strings); empty means th
 They read PostgreSQL directly (never through the API under test, never through the proxy).
 
 1. Never oversell: per stock row on_hand = available + reserved + sold, nothing negative;
-   reserved + sold equals the units of the orders still holding stock (nothing leaked, nothing
-   lost); units in live orders never exceed what was on hand.
+   reserved + sold equals the units of the orders still holding stock plus the stock holds of
+   checkouts that reserved but never ordered (a crash between the two; the housekeeping job gives
+   those back after their grace period): nothing leaked, nothing lost; units in live orders never
+   exceed what was on hand.
 2. One order per Idempotency-Key: no key answered two different orders, every order a client
    was told about exists, and the shop holds no order no key accounts for.
 3. Jobs exactly once: no order went through the same status twice; the outbox is drained;
@@ -30,7 +32,8 @@ async def stock_promise(conn: asyncpg.Connection, tenant_id: UUID) -> list[str]:
         "SELECT s.id, s.product_id, s.on_hand, s.available, s.reserved, s.sold,"
         "       coalesce((SELECT sum(oi.quantity) FROM order_items oi JOIN orders o ON o.id = oi.order_id"
         "                  WHERE oi.product_id = s.product_id AND oi.variant_id IS NOT DISTINCT FROM s.variant_id"
-        "                    AND o.status = ANY($2::text[])), 0) AS held"
+        "                    AND o.status = ANY($2::text[])), 0) AS held,"
+        "       coalesce((SELECT sum(h.quantity) FROM stock_holds h WHERE h.stock_id = s.id), 0) AS on_hold"
         "  FROM stock s WHERE s.tenant_id = $1", tenant_id, list(HOLDING))
     for r in rows:
         if r["on_hand"] != r["available"] + r["reserved"] + r["sold"]:
@@ -38,8 +41,9 @@ async def stock_promise(conn: asyncpg.Connection, tenant_id: UUID) -> list[str]:
                        f"{r['available']}+{r['reserved']}+{r['sold']}")
         if min(r["on_hand"], r["available"], r["reserved"], r["sold"]) < 0:
             bad.append(f"stock {r['id']}: negative count {dict(r)}")
-        if r["reserved"] + r["sold"] != r["held"]:
-            bad.append(f"stock {r['id']}: reserved+sold {r['reserved'] + r['sold']} != units in live orders {r['held']}")
+        if r["reserved"] + r["sold"] != r["held"] + r["on_hold"]:
+            bad.append(f"stock {r['id']}: reserved+sold {r['reserved'] + r['sold']} != units in live orders "
+                       f"{r['held']} + units on hold {r['on_hold']}")
         if r["held"] > r["on_hand"]:
             bad.append(f"stock {r['id']}: {r['held']} units sold/reserved but only {r['on_hand']} on hand (oversold)")
     return bad
