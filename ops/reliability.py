@@ -60,7 +60,7 @@ def render(rows: list[dict[str, Any]], *, long_mode: bool) -> str:
         f"Run: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}, mode: {'long' if long_mode else 'short'}.",
         "",
         "Promises checked against PostgreSQL after each fault: **1** on hand = available + reserved + sold,"
-        " nothing negative, reserved + sold = units of live orders, never more than on hand;"
+        " nothing negative, reserved + sold = units of live orders + units on hold for checkouts that died between reserving and ordering, never more than on hand;"
         " **2** one order per Idempotency-Key; **3** every job took effect once (no status entered twice,"
         " outbox drained, no unpaid order outlived its expiry + 20 s). Also: no 500, every 503 with Retry-After,"
         " no request past its timeout, recovery without restarting anything.",
