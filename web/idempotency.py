@@ -52,15 +52,29 @@ async def idempotent(req: Req, compute: Callable[[], Awaitable[Any]], *, status:
     if stored is not None:
         return web.Response(body=stored.body, status=stored.status, content_type="application/json",
                             headers={REPLAYED_HEADER: "true"})
+    # The first request runs to its end even if the caller stops waiting (the request deadline,
+    # a client gone): a checkout cancelled between its commit and `complete` would otherwise give
+    # its key up, and a retry would find the cart already emptied instead of the order it made.
+    task = asyncio.ensure_future(_run_once(compute, status, db, principal.tenant_id, principal.scope, key))
+    task.add_done_callback(_consume_exception)
+    return await asyncio.shield(task)
+
+
+async def _run_once(compute: Callable[[], Awaitable[Any]], status: int, db: Any,
+                    tenant_id: Any, scope: str, key: str) -> web.Response:
     try:
         response = _render(await compute(), status)
     except BaseException:
-        # Shielded: a cancelled request must still give its key up.
-        await asyncio.shield(idempotency.abandon(db, principal.tenant_id, principal.scope, key))
+        await idempotency.abandon(db, tenant_id, scope, key)
         raise
     if 200 <= response.status < 300 and isinstance(response.body, bytes):
-        await idempotency.complete(db, principal.tenant_id, principal.scope, key,
-                                   idempotency.StoredResponse(response.status, response.body))
+        await idempotency.complete(db, tenant_id, scope, key, idempotency.StoredResponse(response.status, response.body))
     else:
-        await idempotency.abandon(db, principal.tenant_id, principal.scope, key)
+        await idempotency.abandon(db, tenant_id, scope, key)
     return response
+
+
+def _consume_exception(task: "asyncio.Future[Any]") -> None:
+    # The caller may have stopped waiting; its error is then nobody's to raise.
+    if not task.cancelled():
+        task.exception()

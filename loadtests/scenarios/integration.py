@@ -47,7 +47,7 @@ class Integration(HttpUser):
     def create_order(self) -> None:
         s = shop(self)
         pid = random.choice(self.product_ids or s.product_ids)
-        body = {"userId": self.buyer.id, "items": [{"productId": pid, "quantity": 1}],
+        body = {"customerId": self.buyer.id, "items": [{"productId": pid, "quantity": 1}],
                 "shippingAddressId": self.buyer.address_id, "shippingMethodId": s.shipping_method_id,
                 "paymentMethod": "BANK_TRANSFER"}
         with self.client.post(f"{API}/orders", json=body, headers={**self.headers, **idempotency()},
