@@ -17,19 +17,13 @@ from uuid import UUID
 
 import asyncpg
 
+from engine.checkout import ItemRequest
 from engine.db import Database
 from engine.errors import NotFound, ProductNotFound, ShippingMethodNotFound, ValidationError
 from engine.money import money
 from engine.shipping_rules import (ItemSize, Parcel, ShippingMethod, ShippingOption, Zone, methods_for, pack,
                                    quote, validate_destination)
 from engine.shipping_store import load_methods, method_from_row
-
-
-@dataclass(frozen=True, slots=True)
-class Item:
-    product_id: UUID
-    quantity: int
-    variant_id: UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,15 +39,15 @@ class Goods:
     subtotal: Decimal
 
 
-async def _cart_items(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID | None, cart_id: UUID) -> list[Item]:
+async def _cart_items(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID | None, cart_id: UUID) -> list[ItemRequest]:
     if user_id is None or not await conn.fetchval(
             "SELECT true FROM carts WHERE id = $1 AND tenant_id = $2 AND user_id = $3", cart_id, tenant_id, user_id):
         raise NotFound("Cart not found.", code="CART_NOT_FOUND")
     rows = await conn.fetch("SELECT product_id, variant_id, quantity FROM cart_items WHERE cart_id = $1", cart_id)
-    return [Item(r["product_id"], r["quantity"], r["variant_id"]) for r in rows]
+    return [ItemRequest(r["product_id"], r["quantity"], r["variant_id"]) for r in rows]
 
 
-async def _goods(conn: asyncpg.Connection, tenant_id: UUID, items: Sequence[Item]) -> Goods:
+async def _goods(conn: asyncpg.Connection, tenant_id: UUID, items: Sequence[ItemRequest]) -> Goods:
     sizes, subtotal = [], Decimal(0)
     for item in items:
         row = await conn.fetchrow(
@@ -91,7 +85,7 @@ async def offers(db: Database, tenant_id: UUID, country: str, postal_code: str |
 
 
 async def calculate(db: Database, tenant_id: UUID, country: str, postal_code: str | None, *,
-                    items: Sequence[Item] | None, user_id: UUID | None = None, cart_id: UUID | None = None,
+                    items: Sequence[ItemRequest] | None, user_id: UUID | None = None, cart_id: UUID | None = None,
                     today: dt.date) -> tuple[Parcel, list[ShippingOption]]:
     """The parcel of `items` (or of the cart) and every option that delivers it, priced and dated.
     INVALID_DESTINATION when none does, PRODUCT_NOT_FOUND, CART_NOT_FOUND, VALIDATION_ERROR."""

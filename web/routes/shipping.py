@@ -155,7 +155,7 @@ async def calculate(req: Req) -> CalculateShippingResponse:
     b = req.body
     if (b.items is None) == (b.cart_id is None):
         raise ValidationError(details={"items": ["give items or cartId (exactly one)"]})
-    items = None if b.items is None else [service.Item(i.product_id, i.quantity, i.variant_id) for i in b.items]
+    items = None if b.items is None else [service.ItemRequest(i.product_id, i.quantity, i.variant_id) for i in b.items]
     parcel, options = await service.calculate(
         req.app[keys.DB], req.tenant_id, b.destination.country, b.destination.postal_code, items=items,
         user_id=req.principal.user_id, cart_id=b.cart_id, today=_now().date())
