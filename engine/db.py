@@ -31,6 +31,13 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release without asyncpg's default reset query (advisory unlock, CLOSE ALL, UNLISTEN,
+    RESET ALL): one round trip per release that nothing here needs, since pooled connections
+    never take session locks, listen or SET. An open transaction is still rolled back
+    (asyncpg does that before calling this)."""
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for typ in ("json", "jsonb"):
         await conn.set_type_codec(typ, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
@@ -58,6 +65,7 @@ class Database:
                 max_size=self._settings.db_pool_max,
                 command_timeout=self._settings.db_command_timeout,
                 init=_init_connection,
+                reset=_keep_session,
             )
 
     async def close(self) -> None:

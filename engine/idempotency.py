@@ -1,7 +1,7 @@
 """Idempotency keys: a retried money-moving request has exactly one effect and one answer.
 
 A key belongs to (tenant, caller scope, key): two callers may use the same key string. The
-protocol, each step its own short transaction:
+protocol, each step one statement:
 
 1. `claim`: INSERT the key row as "in progress" (no response yet) with the request's hash.
    Exactly one request wins the INSERT (primary key); it does the work.
@@ -52,18 +52,18 @@ async def _try_claim(db: Database, tenant_id: UUID, scope: str, key: str, digest
                      ttl: int, lease: float) -> StoredResponse | None:
     """None: the caller owns the key now. Else the row's state: a stored response, or one of
     the sentinels below. Raises IdempotencyKeyReused."""
-    async with db.transaction() as conn:
-        # Clear the way if the old row expired or its owner died (lease over, no response).
-        await conn.execute(
-            "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND scope = $2 AND key = $3"
-            " AND (expires_at <= now() OR (response_status IS NULL"
-            "      AND created_at < now() - make_interval(secs => $4)))",
-            tenant_id, scope, key, float(lease))
+    # One statement: insert the key, or take over a row that expired or whose owner died
+    # (lease over, no response). A live row is left alone and nothing is returned.
+    async with db.connection() as conn:
         won = await conn.fetchval(
             "INSERT INTO idempotency_keys (tenant_id, scope, key, request_hash, expires_at)"
             " VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))"
-            " ON CONFLICT (tenant_id, scope, key) DO NOTHING RETURNING true",
-            tenant_id, scope, key, digest, float(ttl))
+            " ON CONFLICT (tenant_id, scope, key) DO UPDATE SET request_hash = EXCLUDED.request_hash,"
+            "   expires_at = EXCLUDED.expires_at, created_at = now(), response_status = NULL, response_body = NULL"
+            " WHERE idempotency_keys.expires_at <= now() OR (idempotency_keys.response_status IS NULL"
+            "       AND idempotency_keys.created_at < now() - make_interval(secs => $6))"
+            " RETURNING true",
+            tenant_id, scope, key, digest, float(ttl), float(lease))
     if won:
         return None
     return await _existing(db, tenant_id, scope, key, digest)
