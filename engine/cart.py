@@ -83,6 +83,7 @@ class CartView:
     coupons: tuple[Coupon, ...]        # in the order they were applied
     coupon_ids: dict[str, UUID]        # coupon code -> coupons.id (to record redemptions)
     updated_at: dt.datetime
+    version: int = 0                   # carts.version when read: every cart write bumps it
 
     @property
     def is_empty(self) -> bool:
@@ -155,17 +156,17 @@ def _line(r: asyncpg.Record) -> CartLine:
 
 
 async def cart_of(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID, *, lock: bool = False) -> asyncpg.Record:
-    """The user's cart row (id, updated_at), created on first use; `lock` takes its row lock,
+    """The user's cart row (id, updated_at, version), created on first use; `lock` takes its row lock,
     which serialises cart writes of one user across API processes."""
     row = await conn.fetchrow(
-        "SELECT id, updated_at FROM carts WHERE tenant_id = $1 AND user_id = $2"
+        "SELECT id, updated_at, version FROM carts WHERE tenant_id = $1 AND user_id = $2"
         + (" FOR UPDATE" if lock else ""), tenant_id, user_id)
     if row is not None:
         return row
     await conn.execute("INSERT INTO carts (tenant_id, user_id) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING",
                        tenant_id, user_id)
     return await conn.fetchrow(
-        "SELECT id, updated_at FROM carts WHERE tenant_id = $1 AND user_id = $2"
+        "SELECT id, updated_at, version FROM carts WHERE tenant_id = $1 AND user_id = $2"
         + (" FOR UPDATE" if lock else ""), tenant_id, user_id)
 
 
@@ -179,7 +180,7 @@ async def load_cart(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID, *,
     stored = await load_cart_coupons(conn, tenant_id, cart["id"], user_id)
     return CartView(id=cart["id"], user_id=user_id, lines=tuple(_line(r) for r in rows),
                     coupons=tuple(c.coupon for c in stored), coupon_ids={c.code: c.id for c in stored},
-                    updated_at=cart["updated_at"])
+                    updated_at=cart["updated_at"], version=cart["version"])
 
 
 async def clear_cart(conn: asyncpg.Connection, cart_id: UUID) -> int:
@@ -187,5 +188,11 @@ async def clear_cart(conn: asyncpg.Connection, cart_id: UUID) -> int:
     await conn.execute("DELETE FROM cart_coupons WHERE cart_id = $1", cart_id)
     removed = await conn.fetchval(
         "WITH gone AS (DELETE FROM cart_items WHERE cart_id = $1 RETURNING 1) SELECT count(*) FROM gone", cart_id)
-    await conn.execute("UPDATE carts SET updated_at = now() WHERE id = $1", cart_id)
+    await touch_cart(conn, cart_id)
     return removed
+
+
+async def touch_cart(conn: asyncpg.Connection, cart_id: UUID) -> None:
+    """Every cart write ends here, under the cart row lock: a checkout that priced the cart at
+    an older version will not write its order (engine.checkout)."""
+    await conn.execute("UPDATE carts SET updated_at = now(), version = version + 1 WHERE id = $1", cart_id)

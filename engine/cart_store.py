@@ -21,14 +21,10 @@ from uuid import UUID
 import asyncpg
 
 from engine import coupons
-from engine.cart import CartView, cart_of, clear_cart, load_cart
+from engine.cart import CartView, cart_of, clear_cart, load_cart, touch_cart
 from engine.db import Database
 from engine.errors import (CartItemNotFound, InsufficientStock, MaxQuantityExceeded, ProductNotFound,
                            ProductUnavailable, ValidationError, VariantNotFound)
-
-
-async def _touch(conn: asyncpg.Connection, cart_id: UUID) -> None:
-    await conn.execute("UPDATE carts SET updated_at = now() WHERE id = $1", cart_id)
 
 
 def check_quantity(quantity: int, *, max_item_quantity: int, max_per_order: int | None,
@@ -96,7 +92,7 @@ async def add_item(db: Database, tenant_id: UUID, user_id: UUID, *, product_id: 
             line_id = await conn.fetchval(
                 "INSERT INTO cart_items (tenant_id, cart_id, product_id, variant_id, quantity)"
                 " VALUES ($1, $2, $3, $4, $5) RETURNING id", tenant_id, cart["id"], product_id, variant_id, quantity)
-        await _touch(conn, cart["id"])
+        await touch_cart(conn, cart["id"])
         return await load_cart(conn, tenant_id, user_id), line_id
 
 
@@ -118,7 +114,7 @@ async def update_item(db: Database, tenant_id: UUID, user_id: UUID, line_id: UUI
                            track_inventory=line.track_inventory, available=line.stock_available)
         await conn.execute("UPDATE cart_items SET quantity = $2 WHERE id = $1 AND cart_id = $3",
                            line_id, quantity, cart["id"])
-        await _touch(conn, cart["id"])
+        await touch_cart(conn, cart["id"])
         return await load_cart(conn, tenant_id, user_id)
 
 
@@ -129,7 +125,7 @@ async def remove_item(db: Database, tenant_id: UUID, user_id: UUID, line_id: UUI
                                    " RETURNING id", line_id, cart["id"], tenant_id)
         if gone is None:
             raise CartItemNotFound()
-        await _touch(conn, cart["id"])
+        await touch_cart(conn, cart["id"])
         return await load_cart(conn, tenant_id, user_id)
 
 
@@ -156,7 +152,7 @@ async def apply_coupon(db: Database, tenant_id: UUID, user_id: UUID, code: str, 
         coupons.check_applicable(view, coupon, now=now)
         await conn.execute("INSERT INTO cart_coupons (cart_id, coupon_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                            cart["id"], coupon.id)
-        await _touch(conn, cart["id"])
+        await touch_cart(conn, cart["id"])
         return await load_cart(conn, tenant_id, user_id)
 
 
@@ -169,5 +165,5 @@ async def remove_coupon(db: Database, tenant_id: UUID, user_id: UUID, code: str)
             " AND c.tenant_id = $2 AND c.code = $3 RETURNING cc.coupon_id", cart["id"], tenant_id, code.strip().upper())
         if gone is None:
             raise coupons.not_on_cart(code)
-        await _touch(conn, cart["id"])
+        await touch_cart(conn, cart["id"])
         return await load_cart(conn, tenant_id, user_id)

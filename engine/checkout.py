@@ -25,29 +25,30 @@ checkouts without lock waits; the cart row lock is what makes it hold across pro
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Sequence
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 
 from engine import coupons as coupon_store
 from engine import outbox
 from engine.addresses import Address, find_address
-from engine.cart import CartView, clear_cart, load_cart
+from engine.cart import CartView, load_cart
 from engine.db import Database
 from engine.errors import (CartEmpty, Conflict, InsufficientBalance, InsufficientStock, InvalidAddress,
                            InvalidCoupon, ItemsUnavailable, KycRequired, MaxQuantityExceeded, ProductNotFound,
                            UserNotFound, ValidationError, VariantNotFound)
 from engine.money import money
-from engine.order_status import OrderStatus, format_order_number
-from engine.orders import change_status, record_history
+from engine.order_status import OrderStatus
+from engine.orders import change_status
 from engine.pricing import Coupon, PricedLine, Quote, price
 from engine.settings import Settings
 from engine.shipping_rules import ItemSize, ShippingOption, pack, quote_method, validate_destination
 from engine.shipping_store import load_method
-from engine.stock import Reservation, StockLine, StockService, consume_holds
+from engine.stock import Reservation, StockLine, StockService
 
 PAYMENT_METHODS = ("CARD", "BANK_TRANSFER", "EWALLET", "BALANCE")
 # The sandbox bank account shown for BANK_TRANSFER (a real shop configures its own).
@@ -281,17 +282,66 @@ async def _load_items(conn: asyncpg.Connection, settings: Settings, tenant_id: U
 
 # ----------------------------------------------------------------------------- steps 2-4: reserve and write
 
-async def _next_sequence(db: Database, tenant_id: UUID) -> int:
-    # Outside the order transaction: the tenant's sequence is created on first use, and two
-    # first orders racing to create it would abort a transaction; here one simply retries.
-    for attempt in range(3):
-        try:
-            async with db.connection() as conn:
-                return await conn.fetchval("SELECT next_order_sequence($1)", tenant_id)
-        except (asyncpg.UniqueViolationError, asyncpg.DuplicateTableError):
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+# The order in ONE statement (one round trip, one commit) unless it is paid from the balance,
+# which adds the debit in the same transaction. Reads and locks come first, each gated on the
+# one before, so nothing is written unless every check passes:
+#   held     the reservation's holds, locked ($1); all must still be there (not reclaimed);
+#   cart     the cart's version bumped if still the one priced ($3, $4) - a cart write or a
+#            checkout in another process since then makes this find nothing; cart row lock next,
+#            as every cart write takes it first;
+#   usable   the coupons ($2) still within their limits, locked in id order;
+#   go       one row when all of it holds.
+# Then, each from `go`: holds consumed (the order owns the units from here on), coupon usage
+# counted, order numbered from the tenant's sequence, items, history, redemptions, the payment
+# expiry job, the cart emptied. The caller learns which check failed from the flags.
+_PLACE = """
+WITH held AS (SELECT id FROM stock_holds WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE),
+     holds_ok AS (SELECT (SELECT count(*) FROM held) = cardinality($1::uuid[]) AS ok),
+     cart AS (UPDATE carts SET version = version + 1, updated_at = now()
+               WHERE id = $3 AND version = $4 AND (SELECT ok FROM holds_ok) RETURNING id),
+     cart_ok AS (SELECT (SELECT ok FROM holds_ok) AND ($3::uuid IS NULL OR EXISTS (SELECT 1 FROM cart)) AS ok),
+     usable AS (SELECT c.id FROM coupons c
+                 WHERE c.id = ANY($2::uuid[]) AND (SELECT ok FROM cart_ok) AND c.active
+                   AND (c.usage_limit IS NULL OR c.used_count < c.usage_limit)
+                   AND (c.per_user_limit IS NULL OR c.per_user_limit >
+                        (SELECT count(*) FROM coupon_redemptions r WHERE r.coupon_id = c.id AND r.user_id = $6))
+                 ORDER BY c.id FOR UPDATE),
+     coupons_ok AS (SELECT (SELECT count(*) FROM usable) = cardinality($2::uuid[]) AS ok),
+     go AS (SELECT 1 AS one WHERE (SELECT ok FROM cart_ok) AND (SELECT ok FROM coupons_ok)),
+     consumed AS (DELETE FROM stock_holds WHERE id IN (SELECT id FROM held) AND EXISTS (SELECT 1 FROM go)),
+     counted AS (UPDATE coupons SET used_count = used_count + 1
+                  WHERE id IN (SELECT id FROM usable) AND EXISTS (SELECT 1 FROM go)),
+     numbered AS (SELECT next_order_sequence($5)::text AS n FROM go),
+     placed AS (
+        INSERT INTO orders (id, tenant_id, user_id, order_number, status, payment_method, currency, subtotal,
+                            discount, shipping, tax, total, shipping_address, billing_address, shipping_method_id,
+                            shipping_method, applied_coupons, notes, expires_at, estimated_delivery,
+                            created_at, updated_at)
+        SELECT $7, $5, $6, 'ORD-' || $8 || '-' || lpad(n, greatest(8, length(n)), '0'), 'PENDING_PAYMENT',
+               $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $24
+          FROM numbered RETURNING id, order_number),
+     items AS (
+        INSERT INTO order_items (tenant_id, order_id, product_id, variant_id, stock_id, product_name, sku,
+                                 thumbnail_url, variant_attributes, quantity, unit_price, total_price,
+                                 commission_percentage, career_points_percentage)
+        SELECT $5, p.id, i.product_id, i.variant_id, i.stock_id, i.product_name, i.sku, i.thumbnail_url,
+               i.attributes::jsonb, i.quantity, i.unit_price, i.unit_price * i.quantity, i.commission,
+               i.career_points
+          FROM placed p, unnest($25::uuid[], $26::uuid[], $27::uuid[], $28::text[], $29::text[], $30::text[],
+                                $31::text[], $32::int[], $33::numeric[], $34::numeric[], $35::numeric[])
+               AS i(product_id, variant_id, stock_id, product_name, sku, thumbnail_url, attributes, quantity,
+                    unit_price, commission, career_points)),
+     history AS (INSERT INTO order_status_history (tenant_id, order_id, status, note, changed_by)
+                 SELECT $5, id, 'PENDING_PAYMENT', NULL, $36 FROM placed),
+     redeemed AS (INSERT INTO coupon_redemptions (tenant_id, coupon_id, user_id, order_id)
+                  SELECT $5, u.id, $6, p.id FROM placed p, usable u),
+     queued AS (INSERT INTO outbox (tenant_id, job, payload, not_before)
+                SELECT $5, $37, jsonb_build_object('order_id', id::text), $22 FROM placed WHERE $22 IS NOT NULL),
+     uncouponed AS (DELETE FROM cart_coupons WHERE cart_id = (SELECT id FROM cart) AND EXISTS (SELECT 1 FROM go)),
+     emptied AS (DELETE FROM cart_items WHERE cart_id = (SELECT id FROM cart) AND EXISTS (SELECT 1 FROM go))
+SELECT (SELECT ok FROM holds_ok) AS holds_ok, (SELECT ok FROM cart_ok) AS cart_ok,
+       (SELECT ok FROM coupons_ok) AS coupons_ok, (SELECT order_number FROM placed) AS order_number
+"""
 
 
 async def _place(db: Database, stock: StockService, settings: Settings, *, tenant_id: UUID, user_id: UUID,
@@ -301,11 +351,13 @@ async def _place(db: Database, stock: StockService, settings: Settings, *, tenan
         StockLine(ln.stock_id if ln.track_inventory else None, ln.quantity, ln.product_id, ln.variant_id)
         for ln in plan.lines)
     try:
-        sequence = await _next_sequence(db, tenant_id)
-        async with db.transaction() as conn:
-            await consume_holds(conn, reservation)  # first: from here on the order owns the units
+        if request.pays_from_balance:  # the debit joins the order's transaction: no order without it
+            async with db.transaction() as conn:
+                return await _write(conn, settings, tenant_id=tenant_id, user_id=user_id, plan=plan,
+                                    request=request, cart=cart, actor=actor, now=now, reservation=reservation)
+        async with db.connection() as conn:
             return await _write(conn, settings, tenant_id=tenant_id, user_id=user_id, plan=plan, request=request,
-                                cart=cart, actor=actor, now=now, sequence=sequence)
+                                cart=cart, actor=actor, now=now, reservation=reservation)
     except BaseException:
         await _release_quietly(stock, reservation)
         raise
@@ -320,56 +372,50 @@ async def _release_quietly(stock: StockService, reservation: Reservation) -> Non
 
 async def _write(conn: asyncpg.Connection, settings: Settings, *, tenant_id: UUID, user_id: UUID, plan: _Plan,
                  request: OrderRequest, cart: CartView | None, actor: str, now: dt.datetime,
-                 sequence: int) -> PlacedOrder:
-    if cart is not None:
-        locked = await load_cart(conn, tenant_id, user_id, lock=True)
-        if locked.is_empty:
-            raise CartEmpty()
-        if _fingerprint(locked) != _fingerprint(cart):
-            raise Conflict("The cart changed during checkout; review it and try again.")
-
-    for coupon_id in sorted(plan.coupon_ids):  # id order: concurrent checkouts never deadlock
-        ok = await conn.fetchval(
-            "UPDATE coupons c SET used_count = used_count + 1 WHERE id = $1 AND active"
-            " AND (usage_limit IS NULL OR used_count < usage_limit)"
-            " AND (per_user_limit IS NULL OR per_user_limit > (SELECT count(*) FROM coupon_redemptions r"
-            "      WHERE r.coupon_id = c.id AND r.user_id = $2)) RETURNING code", coupon_id, user_id)
-        if ok is None:
-            raise InvalidCoupon("A coupon reached its usage limit.", extra={"reason": "USAGE_LIMIT_REACHED"})
-
+                 reservation: Reservation) -> PlacedOrder:
     q = plan.quote
     balance = request.pays_from_balance
     method = "BALANCE" if balance else request.payment_method
     expires_at = None if balance else now + dt.timedelta(seconds=settings.payment_expiry_seconds)
-    number = format_order_number(now.year, sequence)
     option = plan.option
     shipping_snapshot = {"id": option.method_id, "name": option.name, "carrier": option.carrier,
                          "price": str(option.price), "estimatedDelivery": option.estimated_max.isoformat(),
                          "estimatedFrom": option.estimated_min.isoformat()}
     applied = [{"code": c.code, "kind": c.kind, "discount": str(c.discount)} for c in q.applied_coupons]
-    order_id = await conn.fetchval(
-        "INSERT INTO orders (tenant_id, user_id, order_number, status, payment_method, currency, subtotal,"
-        " discount, shipping, tax, total, shipping_address, billing_address, shipping_method_id, shipping_method,"
-        " applied_coupons, notes, expires_at, estimated_delivery, created_at, updated_at)"
-        " VALUES ($1, $2, $3, 'PENDING_PAYMENT', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,"
-        " $18, $19, $19) RETURNING id",
-        tenant_id, user_id, number, method, plan.currency, q.subtotal, q.discount, q.shipping or money(0), q.tax,
-        q.total, plan.shipping_address.snapshot(),
-        None if plan.billing_address is None else plan.billing_address.snapshot(),
-        UUID(option.method_id), shipping_snapshot, applied, request.notes, expires_at, option.estimated_max, now)
-    await conn.executemany(
-        "INSERT INTO order_items (tenant_id, order_id, product_id, variant_id, stock_id, product_name, sku,"
-        " thumbnail_url, variant_attributes, quantity, unit_price, total_price, commission_percentage,"
-        " career_points_percentage) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        [(tenant_id, order_id, ln.product_id, ln.variant_id, ln.stock_id if ln.track_inventory else None,
-          ln.product_name, ln.sku, ln.thumbnail_url, ln.variant_attributes, ln.quantity, money(ln.unit_price),
-          money(ln.unit_price * ln.quantity), ln.commission_percentage, ln.career_points_percentage)
-         for ln in plan.lines])
-    await record_history(conn, tenant_id, order_id, OrderStatus.PENDING_PAYMENT.value, actor=actor, note=None)
-    if plan.coupon_ids:
-        await conn.executemany(
-            "INSERT INTO coupon_redemptions (tenant_id, coupon_id, user_id, order_id) VALUES ($1, $2, $3, $4)",
-            [(tenant_id, cid, user_id, order_id) for cid in plan.coupon_ids])
+    lines = plan.lines
+    order_id = uuid4()
+    for attempt in range(2):
+        try:
+            row = await conn.fetchrow(
+                _PLACE, list(reservation.holds), sorted(plan.coupon_ids), None if cart is None else cart.id,
+                None if cart is None else cart.version, tenant_id, user_id, order_id, f"{now.year:04d}",
+                method, plan.currency, q.subtotal, q.discount, q.shipping or money(0), q.tax, q.total,
+                plan.shipping_address.snapshot(),
+                None if plan.billing_address is None else plan.billing_address.snapshot(),
+                UUID(option.method_id), shipping_snapshot, applied, request.notes, expires_at, option.estimated_max,
+                now,
+                [ln.product_id for ln in lines], [ln.variant_id for ln in lines],
+                [ln.stock_id if ln.track_inventory else None for ln in lines], [ln.product_name for ln in lines],
+                [ln.sku for ln in lines], [ln.thumbnail_url for ln in lines],
+                [None if ln.variant_attributes is None else json.dumps(ln.variant_attributes) for ln in lines],
+                [ln.quantity for ln in lines], [money(ln.unit_price) for ln in lines],
+                [ln.commission_percentage for ln in lines], [ln.career_points_percentage for ln in lines],
+                actor, outbox.EXPIRE_ORDER)
+            break
+        except (asyncpg.UniqueViolationError, asyncpg.DuplicateTableError) as exc:
+            # The tenant's very first orders race to create its order sequence; the loser's
+            # statement changed nothing (one statement, one transaction) and simply runs again.
+            if attempt or conn.is_in_transaction() or "order_seq_" not in str(exc):
+                raise
+    if not row["holds_ok"]:  # the reconciler took them: this checkout outlived hold_grace
+        raise Conflict("The stock reservation expired during checkout; check out again.")
+    if not row["cart_ok"]:
+        if await conn.fetchval("SELECT NOT EXISTS (SELECT 1 FROM cart_items WHERE cart_id = $1)", cart.id):
+            raise CartEmpty()  # another tab or process checked it out first
+        raise Conflict("The cart changed during checkout; review it and try again.")
+    if not row["coupons_ok"]:
+        raise InvalidCoupon("A coupon reached its usage limit.", extra={"reason": "USAGE_LIMIT_REACHED"})
+    number = row["order_number"]
 
     status = OrderStatus.PENDING_PAYMENT
     if balance:
@@ -377,11 +423,6 @@ async def _write(conn: asyncpg.Connection, settings: Settings, *, tenant_id: UUI
         await change_status(conn, order_id, OrderStatus.PAID, actor=actor, note="Paid from partner balance",
                             tenant_id=tenant_id)
         status = OrderStatus.PAID
-    else:
-        await outbox.enqueue(conn, outbox.EXPIRE_ORDER, {"order_id": order_id}, tenant_id=tenant_id,
-                             not_before=expires_at)
-    if cart is not None:
-        await clear_cart(conn, cart.id)
 
     payment_url = f"{settings.public_base_url}/pay/{order_id}" if method in ("CARD", "EWALLET") else None
     bank = ({"bankName": BANK_NAME, "accountNumber": BANK_ACCOUNT, "bik": BANK_BIK,
@@ -389,11 +430,6 @@ async def _write(conn: asyncpg.Connection, settings: Settings, *, tenant_id: UUI
     return PlacedOrder(order_id=order_id, order_number=number, status=status.value, payment_method=method,
                        currency=plan.currency, quote=q, expires_at=expires_at, payment_url=payment_url,
                        bank_details=bank, estimated_delivery=option.estimated_max, applied_coupons=applied)
-
-
-def _fingerprint(cart: CartView) -> tuple[Any, ...]:
-    return (tuple(sorted((str(ln.product_id), str(ln.variant_id), ln.quantity) for ln in cart.lines)),
-            tuple(sorted(c.code for c in cart.coupons)))
 
 
 async def _pay_from_balance(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID, order_id: UUID,
