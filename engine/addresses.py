@@ -24,6 +24,7 @@ from engine.errors import AddressNotFound
 
 _COLUMNS = ("id, recipient_name, street, city, region, country, postal_code, phone, is_default,"
             " created_at, updated_at")
+FIELDS = tuple(c.strip() for c in _COLUMNS.split(","))   # what an Address is built from
 # Fields a customer may set, in the names the store uses.
 EDITABLE = ("recipient_name", "street", "city", "region", "country", "postal_code", "phone", "is_default")
 
@@ -49,8 +50,15 @@ class Address:
                 "phone": self.phone}
 
 
-def _address(row: asyncpg.Record) -> Address:
+def _address(row: Any) -> Address:
     return Address(**dict(row))
+
+
+def address_from(row: Any, prefix: str) -> Address | None:
+    """The Address in columns `<prefix><field>` of a wider row (a join), None if absent."""
+    if row[prefix + "id"] is None:
+        return None
+    return Address(**{f: row[prefix + f] for f in FIELDS})
 
 
 async def get_address(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID, address_id: UUID) -> Address:

@@ -115,8 +115,8 @@ class CartView:
         return next((line for line in self.lines if line.id == line_id), None)
 
 
-_LINES = """
-SELECT ci.id, ci.product_id, ci.variant_id, ci.quantity, ci.added_at,
+_LINE_COLUMNS = """
+       ci.id, ci.product_id, ci.variant_id, ci.quantity, ci.added_at,
        s.id AS stock_id, s.available AS available,
        p.name AS product_name, p.slug, coalesce(v.sku, p.sku) AS sku, p.status,
        (p.deleted_at IS NOT NULL OR v.deleted_at IS NOT NULL) AS deleted,
@@ -124,13 +124,28 @@ SELECT ci.id, ci.product_id, ci.variant_id, ci.quantity, ci.added_at,
        p.track_inventory, p.max_per_order, p.commission_percentage, p.career_points_percentage,
        v.attributes AS variant_attributes, p.weight_grams, p.length_cm, p.width_cm, p.height_cm,
        (SELECT i.thumbnail_url FROM product_images i WHERE i.product_id = p.id AND i.tenant_id = p.tenant_id
-         ORDER BY i.is_primary DESC, i.position, i.id LIMIT 1) AS thumbnail_url
-  FROM cart_items ci
+         ORDER BY i.is_primary DESC, i.position, i.id LIMIT 1) AS thumbnail_url"""
+_LINE_JOINS = """
   JOIN products p ON p.id = ci.product_id AND p.tenant_id = ci.tenant_id
   LEFT JOIN product_variants v ON v.id = ci.variant_id AND v.tenant_id = ci.tenant_id
   LEFT JOIN stock s ON s.product_id = ci.product_id AND s.tenant_id = ci.tenant_id
-                   AND s.variant_id IS NOT DISTINCT FROM ci.variant_id
+                   AND s.variant_id IS NOT DISTINCT FROM ci.variant_id"""
+
+_LINES = f"""
+SELECT {_LINE_COLUMNS}
+  FROM cart_items ci {_LINE_JOINS}
  WHERE ci.cart_id = $1 AND ci.tenant_id = $2
+ ORDER BY ci.added_at, ci.id
+"""
+
+# Checkout's read of the cart: the cart row and its lines in one round trip, no row for an
+# empty (or missing) cart; `has_coupons` says whether the coupons need reading too.
+_CART_WITH_LINES = f"""
+SELECT c.id AS cart_id, c.updated_at AS cart_updated_at, c.version AS cart_version,
+       EXISTS (SELECT 1 FROM cart_coupons cc WHERE cc.cart_id = c.id) AS has_coupons, {_LINE_COLUMNS}
+  FROM carts c
+  JOIN cart_items ci ON ci.cart_id = c.id AND ci.tenant_id = c.tenant_id {_LINE_JOINS}
+ WHERE c.tenant_id = $1 AND c.user_id = $2
  ORDER BY ci.added_at, ci.id
 """
 
@@ -181,6 +196,20 @@ async def load_cart(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID, *,
     return CartView(id=cart["id"], user_id=user_id, lines=tuple(_line(r) for r in rows),
                     coupons=tuple(c.coupon for c in stored), coupon_ids={c.code: c.id for c in stored},
                     updated_at=cart["updated_at"], version=cart["version"])
+
+
+async def load_cart_to_check_out(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID) -> CartView | None:
+    """`load_cart` for checkout: None when the cart is empty (or was never created), and one
+    round trip unless coupons are applied. Not locked: checkout's order statement writes only
+    while the cart's version is still the one read here."""
+    rows = await conn.fetch(_CART_WITH_LINES, tenant_id, user_id)
+    if not rows:
+        return None
+    first = rows[0]
+    stored = (await load_cart_coupons(conn, tenant_id, first["cart_id"], user_id)) if first["has_coupons"] else ()
+    return CartView(id=first["cart_id"], user_id=user_id, lines=tuple(_line(r) for r in rows),
+                    coupons=tuple(c.coupon for c in stored), coupon_ids={c.code: c.id for c in stored},
+                    updated_at=first["cart_updated_at"], version=first["cart_version"])
 
 
 async def clear_cart(conn: asyncpg.Connection, cart_id: UUID) -> int:

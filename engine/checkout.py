@@ -35,8 +35,9 @@ import asyncpg
 
 from engine import coupons as coupon_store
 from engine import outbox
-from engine.addresses import Address, find_address
-from engine.cart import CartView, load_cart
+from engine.addresses import FIELDS as ADDRESS_FIELDS
+from engine.addresses import Address, address_from
+from engine.cart import CartView, load_cart_to_check_out
 from engine.db import Database
 from engine.errors import (CartEmpty, Conflict, InsufficientBalance, InsufficientStock, InvalidAddress,
                            InvalidCoupon, ItemsUnavailable, KycRequired, MaxQuantityExceeded, ProductNotFound,
@@ -47,7 +48,8 @@ from engine.orders import change_status
 from engine.pricing import Coupon, PricedLine, Quote, price
 from engine.settings import Settings
 from engine.shipping_rules import ItemSize, ShippingOption, pack, quote_method, validate_destination
-from engine.shipping_store import load_method
+from engine.shipping_store import FIELDS as METHOD_FIELDS
+from engine.shipping_store import method_from_row
 from engine.stock import Reservation, StockLine, StockService
 
 PAYMENT_METHODS = ("CARD", "BANK_TRANSFER", "EWALLET", "BALANCE")
@@ -149,8 +151,8 @@ async def checkout(db: Database, stock: StockService, settings: Settings, *, ten
                    request: OrderRequest, actor: str, now: dt.datetime) -> PlacedOrder:
     """The user's cart as an order (POST /cart/checkout)."""
     async with db.connection() as conn:
-        cart = await load_cart(conn, tenant_id, user_id)
-        if cart.is_empty:
+        cart = await load_cart_to_check_out(conn, tenant_id, user_id)
+        if cart is None:
             raise CartEmpty()
         lines = [OrderLine.of(line) for line in cart.lines]
         codes = [c.code for c in cart.coupons] + list(request.coupon_codes)
@@ -175,11 +177,25 @@ async def place_order(db: Database, stock: StockService, settings: Settings, *, 
 
 # ----------------------------------------------------------------------------- step 1: check and price
 
+# The buyer, the chosen addresses and the shipping method in one round trip (columns of the
+# addresses prefixed s_ and b_, of the method m_); NULLs where one does not exist or is not
+# the buyer's.
+_CONTEXT = f"""
+SELECT u.kyc_status, {", ".join(f"s.{c} AS s_{c}" for c in ADDRESS_FIELDS)},
+       {", ".join(f"b.{c} AS b_{c}" for c in ADDRESS_FIELDS)}, {", ".join(f"m.{c} AS m_{c}" for c in METHOD_FIELDS)}
+  FROM users u
+  LEFT JOIN addresses s ON s.id = $3 AND s.tenant_id = u.tenant_id AND s.user_id = u.id AND s.deleted_at IS NULL
+  LEFT JOIN addresses b ON b.id = $4 AND b.tenant_id = u.tenant_id AND b.user_id = u.id AND b.deleted_at IS NULL
+  LEFT JOIN shipping_methods m ON m.id = $5 AND m.tenant_id = u.tenant_id
+ WHERE u.id = $2 AND u.tenant_id = $1
+"""
+
+
 async def _plan(conn: asyncpg.Connection, settings: Settings, tenant_id: UUID, user_id: UUID,
                 lines: list[OrderLine], codes: list[str], request: OrderRequest, now: dt.datetime) -> _Plan:
-    buyer = await conn.fetchrow("SELECT role, kyc_status FROM users WHERE id = $1 AND tenant_id = $2",
-                                user_id, tenant_id)
-    if buyer is None:
+    context = await conn.fetchrow(_CONTEXT, tenant_id, user_id, request.shipping_address_id,
+                                  request.billing_address_id, request.shipping_method_id)
+    if context is None:
         raise UserNotFound()
     unavailable = [ln for ln in lines if not ln.purchasable]
     if unavailable:
@@ -187,7 +203,7 @@ async def _plan(conn: asyncpg.Connection, settings: Settings, tenant_id: UUID, u
             {"productId": str(ln.product_id), "variantId": str(ln.variant_id) if ln.variant_id else None,
              "name": ln.product_name} for ln in unavailable]})
 
-    shipping_address = await find_address(conn, tenant_id, user_id, request.shipping_address_id)
+    shipping_address = address_from(context, "s_")
     if shipping_address is None:
         raise InvalidAddress("Shipping address not found.", details={"shippingAddressId": ["not found"]})
     try:
@@ -196,7 +212,7 @@ async def _plan(conn: asyncpg.Connection, settings: Settings, tenant_id: UUID, u
         raise InvalidAddress(details={"shippingAddressId": ["country or postal code is malformed"]}) from None
     billing = None
     if request.billing_address_id is not None:
-        billing = await find_address(conn, tenant_id, user_id, request.billing_address_id)
+        billing = address_from(context, "b_")
         if billing is None:
             raise InvalidAddress("Billing address not found.", details={"billingAddressId": ["not found"]})
 
@@ -218,14 +234,14 @@ async def _plan(conn: asyncpg.Connection, settings: Settings, tenant_id: UUID, u
                          commission_percentage=ln.commission_percentage,
                          career_points_percentage=ln.career_points_percentage) for i, ln in enumerate(lines)]
     goods = price(priced, coupons, None, settings.tax_rate, now, strict=True)
-    method = await load_method(conn, tenant_id, request.shipping_method_id)
+    method = None if context["m_id"] is None else method_from_row({f: context["m_" + f] for f in METHOD_FIELDS})
     parcel = pack(ItemSize(ln.weight_grams, ln.length_cm, ln.width_cm, ln.height_cm, ln.quantity) for ln in lines)
     # The free-shipping threshold is compared with what the goods cost after discounts.
     option = quote_method(method, country, postal, parcel, goods.subtotal - goods.discount, now.date())
     quote = price(priced, coupons, option.price, settings.tax_rate, now, strict=True)
 
-    if quote.total > settings.kyc_limit and buyer["kyc_status"] != "VERIFIED":
-        raise KycRequired(extra={"kycLimit": settings.kyc_limit, "kycStatus": buyer["kyc_status"]})
+    if quote.total > settings.kyc_limit and context["kyc_status"] != "VERIFIED":
+        raise KycRequired(extra={"kycLimit": settings.kyc_limit, "kycStatus": context["kyc_status"]})
     for ln in lines:
         if ln.track_inventory and ln.stock_id is None:  # tracked but no stock row: nothing to sell
             raise InsufficientStock("Only 0 available.", extra={"available": 0, "productId": str(ln.product_id)})

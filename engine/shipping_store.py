@@ -19,6 +19,7 @@ from engine.shipping_rules import ShippingMethod, WeightBand, Zone
 
 _COLUMNS = ("id, name, carrier, description, min_days, max_days, currency, free_threshold, zones,"
             " weight_bands, active")
+FIELDS = tuple(c.strip() for c in _COLUMNS.split(","))   # what method_from_row reads
 
 
 def _amount(raw: Any) -> Decimal:
