@@ -421,7 +421,8 @@ async def _write(conn: asyncpg.Connection, settings: Settings, *, tenant_id: UUI
         except (asyncpg.UniqueViolationError, asyncpg.DuplicateTableError) as exc:
             # The tenant's very first orders race to create its order sequence; the loser's
             # statement changed nothing (one statement, one transaction) and simply runs again.
-            if attempt or conn.is_in_transaction() or "order_seq_" not in str(exc):
+            seen = f"{exc} {getattr(exc, 'detail', None)} {getattr(exc, 'constraint_name', None)}"
+            if attempt or conn.is_in_transaction() or ("order_seq_" not in seen and " pg_" not in seen):
                 raise
     if not row["holds_ok"]:  # the reconciler took them: this checkout outlived hold_grace
         raise Conflict("The stock reservation expired during checkout; check out again.")
