@@ -39,6 +39,7 @@ from engine.addresses import FIELDS as ADDRESS_FIELDS
 from engine.addresses import Address, address_from
 from engine.cart import CartView, load_cart_to_check_out
 from engine.db import Database
+from engine.idempotency import ResponseSlot, StoredResponse
 from engine.errors import (CartEmpty, Conflict, InsufficientBalance, InsufficientStock, InvalidAddress,
                            InvalidCoupon, ItemsUnavailable, KycRequired, MaxQuantityExceeded, ProductNotFound,
                            UserNotFound, ValidationError, VariantNotFound)
@@ -148,8 +149,10 @@ class _Plan:
 # ----------------------------------------------------------------------------- entry points
 
 async def checkout(db: Database, stock: StockService, settings: Settings, *, tenant_id: UUID, user_id: UUID,
-                   request: OrderRequest, actor: str, now: dt.datetime) -> PlacedOrder:
-    """The user's cart as an order (POST /cart/checkout)."""
+                   request: OrderRequest, actor: str, now: dt.datetime,
+                   respond: ResponseSlot | None = None) -> PlacedOrder:
+    """The user's cart as an order (POST /cart/checkout). With `respond` (the request's
+    Idempotency-Key), the response is stored in the order's own transaction."""
     async with db.connection() as conn:
         cart = await load_cart_to_check_out(conn, tenant_id, user_id)
         if cart is None:
@@ -158,12 +161,12 @@ async def checkout(db: Database, stock: StockService, settings: Settings, *, ten
         codes = [c.code for c in cart.coupons] + list(request.coupon_codes)
         plan = await _plan(conn, settings, tenant_id, user_id, lines, codes, request, now)
     return await _place(db, stock, settings, tenant_id=tenant_id, user_id=user_id, plan=plan, request=request,
-                        cart=cart, actor=actor, now=now)
+                        cart=cart, actor=actor, now=now, respond=respond)
 
 
 async def place_order(db: Database, stock: StockService, settings: Settings, *, tenant_id: UUID, user_id: UUID,
                       items: Sequence[ItemRequest], request: OrderRequest, actor: str,
-                      now: dt.datetime) -> PlacedOrder:
+                      now: dt.datetime, respond: ResponseSlot | None = None) -> PlacedOrder:
     """An order straight from items (POST /orders), for `user_id` (the caller, or a customer
     of the tenant named by an orders:write key). Same checks and guarantees as checkout."""
     if not items:
@@ -172,7 +175,7 @@ async def place_order(db: Database, stock: StockService, settings: Settings, *, 
         lines = await _load_items(conn, settings, tenant_id, items)
         plan = await _plan(conn, settings, tenant_id, user_id, lines, list(request.coupon_codes), request, now)
     return await _place(db, stock, settings, tenant_id=tenant_id, user_id=user_id, plan=plan, request=request,
-                        cart=None, actor=actor, now=now)
+                        cart=None, actor=actor, now=now, respond=respond)
 
 
 # ----------------------------------------------------------------------------- step 1: check and price
@@ -309,7 +312,10 @@ async def _load_items(conn: asyncpg.Connection, settings: Settings, tenant_id: U
 #   go       one row when all of it holds.
 # Then, each from `go`: holds consumed (the order owns the units from here on), coupon usage
 # counted, order numbered from the tenant's sequence, items, history, redemptions, the payment
-# expiry job, the cart emptied. The caller learns which check failed from the flags.
+# expiry job, the cart emptied, and - with an Idempotency-Key - the response stored under the
+# key ($38-$42: rendered beforehand with a marker where the order number goes, which the
+# statement replaces with the number it assigned). The caller learns which check failed from
+# the flags.
 _PLACE = """
 WITH held AS (SELECT id FROM stock_holds WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE),
      holds_ok AS (SELECT (SELECT count(*) FROM held) = cardinality($1::uuid[]) AS ok),
@@ -354,15 +360,22 @@ WITH held AS (SELECT id FROM stock_holds WHERE id = ANY($1::uuid[]) ORDER BY id 
      queued AS (INSERT INTO outbox (tenant_id, job, payload, not_before)
                 SELECT $5, $37, jsonb_build_object('order_id', id::text), $22 FROM placed WHERE $22 IS NOT NULL),
      uncouponed AS (DELETE FROM cart_coupons WHERE cart_id = (SELECT id FROM cart) AND EXISTS (SELECT 1 FROM go)),
-     emptied AS (DELETE FROM cart_items WHERE cart_id = (SELECT id FROM cart) AND EXISTS (SELECT 1 FROM go))
+     emptied AS (DELETE FROM cart_items WHERE cart_id = (SELECT id FROM cart) AND EXISTS (SELECT 1 FROM go)),
+     stored AS (UPDATE idempotency_keys
+                   SET response_status = $38,
+                       response_body = convert_to(replace(convert_from($39::bytea, 'UTF8'), $40,
+                                                          (SELECT order_number FROM placed)), 'UTF8')
+                 WHERE tenant_id = $5 AND scope = $41 AND key = $42 AND response_status IS NULL
+                   AND EXISTS (SELECT 1 FROM placed) RETURNING 1)
 SELECT (SELECT ok FROM holds_ok) AS holds_ok, (SELECT ok FROM cart_ok) AS cart_ok,
-       (SELECT ok FROM coupons_ok) AS coupons_ok, (SELECT order_number FROM placed) AS order_number
+       (SELECT ok FROM coupons_ok) AS coupons_ok, (SELECT order_number FROM placed) AS order_number,
+       EXISTS (SELECT 1 FROM stored) AS stored
 """
 
 
 async def _place(db: Database, stock: StockService, settings: Settings, *, tenant_id: UUID, user_id: UUID,
                  plan: _Plan, request: OrderRequest, cart: CartView | None, actor: str,
-                 now: dt.datetime) -> PlacedOrder:
+                 now: dt.datetime, respond: ResponseSlot | None) -> PlacedOrder:
     reservation = await stock.reserve_all(
         StockLine(ln.stock_id if ln.track_inventory else None, ln.quantity, ln.product_id, ln.variant_id)
         for ln in plan.lines)
@@ -370,10 +383,12 @@ async def _place(db: Database, stock: StockService, settings: Settings, *, tenan
         if request.pays_from_balance:  # the debit joins the order's transaction: no order without it
             async with db.transaction() as conn:
                 return await _write(conn, settings, tenant_id=tenant_id, user_id=user_id, plan=plan,
-                                    request=request, cart=cart, actor=actor, now=now, reservation=reservation)
+                                    request=request, cart=cart, actor=actor, now=now, reservation=reservation,
+                                    respond=respond)
         async with db.connection() as conn:
-            return await _write(conn, settings, tenant_id=tenant_id, user_id=user_id, plan=plan, request=request,
-                                cart=cart, actor=actor, now=now, reservation=reservation)
+            return await _write(conn, settings, tenant_id=tenant_id, user_id=user_id, plan=plan,
+                                request=request, cart=cart, actor=actor, now=now, reservation=reservation,
+                                respond=respond)
     except BaseException:
         await _release_quietly(stock, reservation)
         raise
@@ -388,7 +403,7 @@ async def _release_quietly(stock: StockService, reservation: Reservation) -> Non
 
 async def _write(conn: asyncpg.Connection, settings: Settings, *, tenant_id: UUID, user_id: UUID, plan: _Plan,
                  request: OrderRequest, cart: CartView | None, actor: str, now: dt.datetime,
-                 reservation: Reservation) -> PlacedOrder:
+                 reservation: Reservation, respond: ResponseSlot | None) -> PlacedOrder:
     q = plan.quote
     balance = request.pays_from_balance
     method = "BALANCE" if balance else request.payment_method
@@ -400,6 +415,20 @@ async def _write(conn: asyncpg.Connection, settings: Settings, *, tenant_id: UUI
     applied = [{"code": c.code, "kind": c.kind, "discount": str(c.discount)} for c in q.applied_coupons]
     lines = plan.lines
     order_id = uuid4()
+
+    def placed(number: str) -> PlacedOrder:
+        payment_url = f"{settings.public_base_url}/pay/{order_id}" if method in ("CARD", "EWALLET") else None
+        bank = ({"bankName": BANK_NAME, "accountNumber": BANK_ACCOUNT, "bik": BANK_BIK,
+                 "purpose": f"Payment for order {number}"} if method == "BANK_TRANSFER" else None)
+        status = OrderStatus.PAID if balance else OrderStatus.PENDING_PAYMENT
+        return PlacedOrder(order_id=order_id, order_number=number, status=status.value, payment_method=method,
+                           currency=plan.currency, quote=q, expires_at=expires_at, payment_url=payment_url,
+                           bank_details=bank, estimated_delivery=option.estimated_max, applied_coupons=applied)
+
+    marker, response_status, template = None, None, None
+    if respond is not None:  # the response as it will be, a marker standing for the order number
+        marker = f"ORD-{uuid4().hex}"
+        response_status, template = respond.render(placed(marker))
     for attempt in range(2):
         try:
             row = await conn.fetchrow(
@@ -416,7 +445,8 @@ async def _write(conn: asyncpg.Connection, settings: Settings, *, tenant_id: UUI
                 [None if ln.variant_attributes is None else json.dumps(ln.variant_attributes) for ln in lines],
                 [ln.quantity for ln in lines], [money(ln.unit_price) for ln in lines],
                 [ln.commission_percentage for ln in lines], [ln.career_points_percentage for ln in lines],
-                actor, outbox.EXPIRE_ORDER)
+                actor, outbox.EXPIRE_ORDER, response_status, template, marker,
+                None if respond is None else respond.scope, None if respond is None else respond.key)
             break
         except (asyncpg.UniqueViolationError, asyncpg.DuplicateTableError) as exc:
             # The tenant's very first orders race to create its order sequence; the loser's
@@ -434,19 +464,14 @@ async def _write(conn: asyncpg.Connection, settings: Settings, *, tenant_id: UUI
         raise InvalidCoupon("A coupon reached its usage limit.", extra={"reason": "USAGE_LIMIT_REACHED"})
     number = row["order_number"]
 
-    status = OrderStatus.PENDING_PAYMENT
     if balance:
         await _pay_from_balance(conn, tenant_id, user_id, order_id, number, q.total)
         await change_status(conn, order_id, OrderStatus.PAID, actor=actor, note="Paid from partner balance",
                             tenant_id=tenant_id)
-        status = OrderStatus.PAID
-
-    payment_url = f"{settings.public_base_url}/pay/{order_id}" if method in ("CARD", "EWALLET") else None
-    bank = ({"bankName": BANK_NAME, "accountNumber": BANK_ACCOUNT, "bik": BANK_BIK,
-             "purpose": f"Payment for order {number}"} if method == "BANK_TRANSFER" else None)
-    return PlacedOrder(order_id=order_id, order_number=number, status=status.value, payment_method=method,
-                       currency=plan.currency, quote=q, expires_at=expires_at, payment_url=payment_url,
-                       bank_details=bank, estimated_delivery=option.estimated_max, applied_coupons=applied)
+    if respond is not None and row["stored"]:
+        # Committed with the order (or, paying from the balance, commits with the debit).
+        respond.stored = StoredResponse(response_status, template.replace(marker.encode(), number.encode()))
+    return placed(number)
 
 
 async def _pay_from_balance(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID, order_id: UUID,

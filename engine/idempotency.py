@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from dataclasses import dataclass
+from typing import Any, Callable
 from uuid import UUID
 
 from engine.db import Database
@@ -36,6 +37,27 @@ POLL_SECONDS = 0.05
 class StoredResponse:
     status: int
     body: bytes
+
+
+@dataclass(slots=True, eq=False)
+class ResponseSlot:
+    """The claimed key's row, handed to an owner that stores its response inside its own
+    transaction (checkout does): the effect and its answer then commit together, so no crash
+    between them can leave a retry without the first answer. `render` turns the owner's result
+    into (status, body); the owner sets `stored` once its transaction holds the response (and
+    then the caller must not `complete` the key again)."""
+
+    tenant_id: UUID
+    scope: str
+    key: str
+    render: Callable[[Any], tuple[int, bytes]]
+    stored: StoredResponse | None = None
+
+    def converting(self, convert: Callable[[Any], Any]) -> "ResponseSlot":
+        """Let the owner hand its own result type: `convert` makes it what `render` takes."""
+        outer = self.render
+        self.render = lambda result: outer(convert(result))
+        return self
 
 
 def request_hash(*parts: bytes | str) -> bytes:

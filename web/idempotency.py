@@ -32,11 +32,16 @@ def _render(result: Any, status: int) -> web.Response:
     return success(result, status=status)
 
 
-async def idempotent(req: Req, compute: Callable[[], Awaitable[Any]], *, status: int = 200) -> web.Response:
-    """Run `compute()` (returning the envelope's data or a Reply) at most once per key."""
+async def idempotent(req: Req, compute: Callable[..., Awaitable[Any]], *, status: int = 200,
+                     stores_response: bool = False) -> web.Response:
+    """Run `compute()` (returning the envelope's data or a Reply) at most once per key.
+
+    `stores_response=True`: compute is called as `compute(slot)` with an
+    engine.idempotency.ResponseSlot (None without a key) and may store its response inside its
+    own transaction; otherwise the response is stored after compute returns."""
     key = req.idempotency_key
     if key is None:
-        return _render(await compute(), status)
+        return _render(await (compute(None) if stores_response else compute()), status)
     app = req.app
     db, settings = app[keys.DB], app[keys.SETTINGS]
     principal = req.principal
@@ -55,18 +60,32 @@ async def idempotent(req: Req, compute: Callable[[], Awaitable[Any]], *, status:
     # The first request runs to its end even if the caller stops waiting (the request deadline,
     # a client gone): a checkout cancelled between its commit and `complete` would otherwise give
     # its key up, and a retry would find the cart already emptied instead of the order it made.
-    task = asyncio.ensure_future(_run_once(compute, status, db, principal.tenant_id, principal.scope, key))
+    slot = None
+    if stores_response:
+        def render(result: Any) -> tuple[int, bytes]:
+            response = _render(result, status)
+            assert isinstance(response.body, bytes)
+            return response.status, response.body
+        slot = idempotency.ResponseSlot(principal.tenant_id, principal.scope, key, render)
+        work: Callable[[], Awaitable[Any]] = lambda: compute(slot)  # noqa: E731
+    else:
+        work = compute
+    task = asyncio.ensure_future(_run_once(work, status, db, principal.tenant_id, principal.scope, key, slot))
     task.add_done_callback(_consume_exception)
     return await asyncio.shield(task)
 
 
 async def _run_once(compute: Callable[[], Awaitable[Any]], status: int, db: Any,
-                    tenant_id: Any, scope: str, key: str) -> web.Response:
+                    tenant_id: Any, scope: str, key: str, slot: idempotency.ResponseSlot | None) -> web.Response:
     try:
         response = _render(await compute(), status)
     except BaseException:
         await idempotency.abandon(db, tenant_id, scope, key)
         raise
+    if slot is not None and slot.stored is not None:
+        # Stored with the effect, in one transaction: answer exactly those bytes.
+        response.body = slot.stored.body
+        return response
     if 200 <= response.status < 300 and isinstance(response.body, bytes):
         await idempotency.complete(db, tenant_id, scope, key, idempotency.StoredResponse(response.status, response.body))
     else:

@@ -178,3 +178,30 @@ async def test_idempotency_key_replays_the_first_response_and_refuses_another_bo
     assert failed.status == 400 and failed.error["code"] == "CART_EMPTY"
     assert await db.fetchval("SELECT count(*) FROM idempotency_keys WHERE key = 'key-2'") == 0
     assert await db.fetchval("SELECT count(*) FROM orders WHERE tenant_id = $1", tenant.id) == 1
+
+
+async def test_the_idempotent_response_commits_with_the_order_not_after_it(api, tenant, db, monkeypatch):
+    """The response is stored by the order's own statement: even if storing it afterwards
+    never happened (a crash right after the commit), a retry gets the first answer, byte for
+    byte, including the order number wherever the body shows it."""
+    from engine import idempotency
+
+    async def never(*_args, **_kwargs):
+        raise AssertionError("the response was already stored with the order")
+
+    monkeypatch.setattr(idempotency, "complete", never)
+    pid = await make_product(db, tenant.id, stock=5)
+    method = await make_shipping_method(db, tenant.id)
+    buyer = await make_buyer(tenant, db, [(pid, 1)])
+    headers = {"Idempotency-Key": "with-the-order"}
+    body = buyer.body(method, paymentMethod="BANK_TRANSFER")
+    first = await api.post(CHECKOUT, as_=buyer.user, json=body, headers=headers)
+    assert first.status == 201, first.body
+    number = first.data["orderNumber"]
+    assert first.data["payment"]["bankDetails"]["purpose"] == f"Payment for order {number}"
+    stored = await db.fetchrow("SELECT response_status, response_body FROM idempotency_keys WHERE key = $1",
+                               "with-the-order")
+    assert stored["response_status"] == 201 and bytes(stored["response_body"]) == first.raw
+    again = await api.post(CHECKOUT, as_=buyer.user, json=body, headers=headers)
+    assert again.status == 201 and again.raw == first.raw and again.headers.get("Idempotent-Replayed") == "true"
+    assert await db.fetchval("SELECT count(*) FROM orders WHERE tenant_id = $1", tenant.id) == 1

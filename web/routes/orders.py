@@ -21,6 +21,7 @@ from engine import checkout as engine_checkout
 from engine import orders as engine_orders
 from engine.checkout import ItemRequest, OrderRequest, PlacedOrder
 from engine.errors import Forbidden, ValidationError
+from engine.idempotency import ResponseSlot
 from engine.money import money, to_api
 from engine.order_status import OrderStatus, can_cancel, can_refund, parse_status
 from engine.stock import StockService
@@ -335,13 +336,14 @@ async def checkout(req: Req) -> web.StreamResponse:
     app = req.app
     request = _order_request(req.body)
 
-    async def run() -> CheckoutResponse:
+    async def run(slot: ResponseSlot | None) -> CheckoutResponse:
         placed = await app[USER_ACTORS].run(user_id, lambda: engine_checkout.checkout(
             app[keys.DB], app[STOCK], app[keys.SETTINGS], tenant_id=req.tenant_id, user_id=user_id,
-            request=request, actor=req.principal.scope, now=_now()), timeout=_checkout_timeout(app))
+            request=request, actor=req.principal.scope, now=_now(),
+            respond=None if slot is None else slot.converting(_placed)), timeout=_checkout_timeout(app))
         return _placed(placed)
 
-    return await idempotent(req, run, status=201)
+    return await idempotent(req, run, status=201, stores_response=True)
 
 
 # The platform document's endpoint: its budget is the API key plan's (and the order operations'
@@ -365,13 +367,14 @@ async def create_order(req: Req) -> web.StreamResponse:
     request = _order_request(body)
     items = [ItemRequest(product_id=i.product_id, quantity=i.quantity, variant_id=i.variant_id) for i in body.items]
 
-    async def run() -> CheckoutResponse:
+    async def run(slot: ResponseSlot | None) -> CheckoutResponse:
         placed = await app[USER_ACTORS].run(user_id, lambda: engine_checkout.place_order(
             app[keys.DB], app[STOCK], app[keys.SETTINGS], tenant_id=req.tenant_id, user_id=user_id,
-            items=items, request=request, actor=principal.scope, now=_now()), timeout=_checkout_timeout(app))
+            items=items, request=request, actor=principal.scope, now=_now(),
+            respond=None if slot is None else slot.converting(_placed)), timeout=_checkout_timeout(app))
         return _placed(placed)
 
-    return await idempotent(req, run, status=201)
+    return await idempotent(req, run, status=201, stores_response=True)
 
 
 def _instant(text: str | None, field: str) -> dt.datetime | None:
