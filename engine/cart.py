@@ -138,13 +138,16 @@ SELECT {_LINE_COLUMNS}
  ORDER BY ci.added_at, ci.id
 """
 
-# Checkout's read of the cart: the cart row and its lines in one round trip, no row for an
-# empty (or missing) cart; `has_coupons` says whether the coupons need reading too.
-_CART_WITH_LINES = f"""
+def cart_with_lines_query(extra_columns: str = "", extra_joins: str = "") -> str:
+    """Checkout's read of the cart: the cart row (`cart_id`, `cart_updated_at`, `cart_version`,
+    `has_coupons`) and its lines in one round trip, no row for an empty or missing cart. `$1` is
+    the tenant, `$2` the user, `c` the cart; the caller may add columns and joins of its own."""
+    return f"""
 SELECT c.id AS cart_id, c.updated_at AS cart_updated_at, c.version AS cart_version,
        EXISTS (SELECT 1 FROM cart_coupons cc WHERE cc.cart_id = c.id) AS has_coupons, {_LINE_COLUMNS}
+       {"," if extra_columns else ""} {extra_columns}
   FROM carts c
-  JOIN cart_items ci ON ci.cart_id = c.id AND ci.tenant_id = c.tenant_id {_LINE_JOINS}
+  JOIN cart_items ci ON ci.cart_id = c.id AND ci.tenant_id = c.tenant_id {_LINE_JOINS} {extra_joins}
  WHERE c.tenant_id = $1 AND c.user_id = $2
  ORDER BY ci.added_at, ci.id
 """
@@ -198,18 +201,24 @@ async def load_cart(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID, *,
                     updated_at=cart["updated_at"], version=cart["version"])
 
 
-async def load_cart_to_check_out(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID) -> CartView | None:
-    """`load_cart` for checkout: None when the cart is empty (or was never created), and one
-    round trip unless coupons are applied. Not locked: checkout's order statement writes only
-    while the cart's version is still the one read here."""
-    rows = await conn.fetch(_CART_WITH_LINES, tenant_id, user_id)
+async def load_cart_to_check_out(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID, *,
+                                 query: str | None = None, args: tuple[Any, ...] = ()
+                                 ) -> tuple[CartView | None, asyncpg.Record | None]:
+    """`load_cart` for checkout, and the first row (with any columns `query`, built by
+    `cart_with_lines_query`, added): (None, None) when the cart is empty or was never created.
+    One round trip unless coupons are applied. Not locked: checkout's order statement writes
+    only while the cart's version is still the one read here."""
+    rows = await conn.fetch(query or _CART_WITH_LINES, tenant_id, user_id, *args)
     if not rows:
-        return None
+        return None, None
     first = rows[0]
     stored = (await load_cart_coupons(conn, tenant_id, first["cart_id"], user_id)) if first["has_coupons"] else ()
     return CartView(id=first["cart_id"], user_id=user_id, lines=tuple(_line(r) for r in rows),
                     coupons=tuple(c.coupon for c in stored), coupon_ids={c.code: c.id for c in stored},
-                    updated_at=first["cart_updated_at"], version=first["cart_version"])
+                    updated_at=first["cart_updated_at"], version=first["cart_version"]), first
+
+
+_CART_WITH_LINES = cart_with_lines_query()
 
 
 async def clear_cart(conn: asyncpg.Connection, cart_id: UUID) -> int:

@@ -37,7 +37,7 @@ from engine import coupons as coupon_store
 from engine import outbox
 from engine.addresses import FIELDS as ADDRESS_FIELDS
 from engine.addresses import Address, address_from
-from engine.cart import CartView, load_cart_to_check_out
+from engine.cart import CartView, cart_with_lines_query, load_cart_to_check_out
 from engine.db import Database
 from engine.idempotency import ResponseSlot, StoredResponse
 from engine.errors import (CartEmpty, Conflict, InsufficientBalance, InsufficientStock, InvalidAddress,
@@ -154,12 +154,13 @@ async def checkout(db: Database, stock: StockService, settings: Settings, *, ten
     """The user's cart as an order (POST /cart/checkout). With `respond` (the request's
     Idempotency-Key), the response is stored in the order's own transaction."""
     async with db.connection() as conn:
-        cart = await load_cart_to_check_out(conn, tenant_id, user_id)
+        cart, context = await load_cart_to_check_out(conn, tenant_id, user_id, query=_CART_AND_CONTEXT,
+                                                     args=_context_args(request))
         if cart is None:
             raise CartEmpty()
         lines = [OrderLine.of(line) for line in cart.lines]
         codes = [c.code for c in cart.coupons] + list(request.coupon_codes)
-        plan = await _plan(conn, settings, tenant_id, user_id, lines, codes, request, now)
+        plan = await _plan(conn, settings, tenant_id, user_id, lines, codes, request, now, context)
     return await _place(db, stock, settings, tenant_id=tenant_id, user_id=user_id, plan=plan, request=request,
                         cart=cart, actor=actor, now=now, respond=respond)
 
@@ -180,25 +181,34 @@ async def place_order(db: Database, stock: StockService, settings: Settings, *, 
 
 # ----------------------------------------------------------------------------- step 1: check and price
 
-# The buyer, the chosen addresses and the shipping method in one round trip (columns of the
-# addresses prefixed s_ and b_, of the method m_); NULLs where one does not exist or is not
-# the buyer's.
-_CONTEXT = f"""
-SELECT u.kyc_status, {", ".join(f"s.{c} AS s_{c}" for c in ADDRESS_FIELDS)},
-       {", ".join(f"b.{c} AS b_{c}" for c in ADDRESS_FIELDS)}, {", ".join(f"m.{c} AS m_{c}" for c in METHOD_FIELDS)}
-  FROM users u
-  LEFT JOIN addresses s ON s.id = $3 AND s.tenant_id = u.tenant_id AND s.user_id = u.id AND s.deleted_at IS NULL
-  LEFT JOIN addresses b ON b.id = $4 AND b.tenant_id = u.tenant_id AND b.user_id = u.id AND b.deleted_at IS NULL
-  LEFT JOIN shipping_methods m ON m.id = $5 AND m.tenant_id = u.tenant_id
- WHERE u.id = $2 AND u.tenant_id = $1
-"""
+# The buyer (u), the chosen addresses (sa, ba) and the shipping method (sm), their columns
+# prefixed s_, b_ and m_ (NULLs where one does not exist or is not the buyer's): joined to
+# `c`, the buyer's cart row, in checkout's one read of the cart, or alone for POST /orders.
+_CONTEXT_COLUMNS = f"""
+       u.id AS u_id, u.kyc_status, {", ".join(f"sa.{c} AS s_{c}" for c in ADDRESS_FIELDS)},
+       {", ".join(f"ba.{c} AS b_{c}" for c in ADDRESS_FIELDS)},
+       {", ".join(f"sm.{c} AS m_{c}" for c in METHOD_FIELDS)}"""
+_CONTEXT_JOINS = """
+  LEFT JOIN addresses sa ON sa.id = $3 AND sa.tenant_id = u.tenant_id AND sa.user_id = u.id
+                         AND sa.deleted_at IS NULL
+  LEFT JOIN addresses ba ON ba.id = $4 AND ba.tenant_id = u.tenant_id AND ba.user_id = u.id
+                         AND ba.deleted_at IS NULL
+  LEFT JOIN shipping_methods sm ON sm.id = $5 AND sm.tenant_id = u.tenant_id"""
+_CONTEXT = f"SELECT {_CONTEXT_COLUMNS} FROM users u {_CONTEXT_JOINS} WHERE u.id = $2 AND u.tenant_id = $1"
+_CART_AND_CONTEXT = cart_with_lines_query(
+    _CONTEXT_COLUMNS, f"LEFT JOIN users u ON u.id = c.user_id AND u.tenant_id = c.tenant_id {_CONTEXT_JOINS}")
+
+
+def _context_args(request: OrderRequest) -> tuple[Any, ...]:
+    return request.shipping_address_id, request.billing_address_id, request.shipping_method_id
 
 
 async def _plan(conn: asyncpg.Connection, settings: Settings, tenant_id: UUID, user_id: UUID,
-                lines: list[OrderLine], codes: list[str], request: OrderRequest, now: dt.datetime) -> _Plan:
-    context = await conn.fetchrow(_CONTEXT, tenant_id, user_id, request.shipping_address_id,
-                                  request.billing_address_id, request.shipping_method_id)
+                lines: list[OrderLine], codes: list[str], request: OrderRequest, now: dt.datetime,
+                context: asyncpg.Record | None = None) -> _Plan:
     if context is None:
+        context = await conn.fetchrow(_CONTEXT, tenant_id, user_id, *_context_args(request))
+    if context is None or context["u_id"] is None:
         raise UserNotFound()
     unavailable = [ln for ln in lines if not ln.purchasable]
     if unavailable:
