@@ -6,12 +6,12 @@ whatever the code does, so the actors are a speed device, never the source of tr
 
 Reserving (`StockService.reserve_all`), in `actor_mode`:
 - "batched": each stock row has an actor (keyed by the stock row id). It drains whatever
-  reservations are waiting (up to `actor_max_batch`) and applies them in ONE transaction:
-  lock the row, admit reservations first come first served while they fit, and write their
-  sum with one conditional UPDATE. Each caller hears "reserved" or INSUFFICIENT_STOCK with
-  the quantity still available.
-- "single": one transaction per reservation (a conditional UPDATE), no actors: the baseline
-  the benchmark compares the actors against.
+  reservations are waiting (up to `actor_max_batch`) and applies them in ONE transaction, one
+  statement (`reserve_stock`, migration 0010): lock the row, admit reservations first come
+  first served while they fit, and write their sum with one conditional UPDATE. Each caller
+  hears "reserved" or INSUFFICIENT_STOCK with the quantity still available.
+- "single": one transaction per reservation (the same statement with a batch of one), no
+  actors: the baseline the benchmark compares the actors against.
 Either way several API processes stay correct: the row lock and the conditional UPDATE decide.
 Releases (a checkout that failed after reserving) are rare and must not be lost to a full
 mailbox, so they skip the actors: one short transaction, rows in id order.
@@ -25,8 +25,8 @@ units were reserved - the caller keeps them, or the actor gives them back at onc
 
 A process that dies between reserving and writing the order does not leak them either: every
 granted reservation is also a `stock_holds` row (migration 0007), inserted by the statement
-that raises stock.reserved (one round trip for the whole batch). The order transaction deletes
-its holds first thing (`consume_holds`; from then on order_items + orders.stock_state say where
+that raises stock.reserved (one round trip for the whole batch). The order's statement deletes
+its holds (engine.checkout; `consume_holds` does the same in a caller's transaction; from then on order_items + orders.stock_state say where
 the units are), a failed checkout deletes them while giving the units back (`release_holds`),
 and `reclaim_orphaned_holds` gives back the units of holds older than `hold_grace` (their
 process is gone). Deleting a hold is what gives its units back, so they go back exactly once,
@@ -99,17 +99,9 @@ class Reservation:
     holds: tuple[UUID, ...] = ()
 
 
-# Raise the row's reserved count and record one hold per granted reservation, in one statement.
-# The holds' tenant comes from the stock row; created_at is the insert's wall clock, not the
-# transaction start (which may predate a wait for the row lock).
-_RESERVE_AND_HOLD = """
-WITH reserved AS (UPDATE stock SET reserved = reserved + $2, updated_at = now()
-                   WHERE id = $1 AND available >= $2 RETURNING tenant_id, available),
-     held AS (INSERT INTO stock_holds (id, tenant_id, stock_id, quantity, created_at)
-              SELECT h.id, r.tenant_id, $1, h.q, clock_timestamp()
-                FROM reserved r, unnest($3::uuid[], $4::int[]) AS h(id, q) RETURNING 1)
-SELECT (SELECT available FROM reserved) AS available, (SELECT count(*) FROM held)::int AS holds
-"""
+# A batch of reservations of one stock row, one statement (migration 0010): row lock, first come
+# first served admission, stock.reserved raised by the admitted sum, one hold per admission.
+_RESERVE = "SELECT granted, left_over FROM reserve_stock($1, $2::uuid[], $3::int[])"
 
 
 def _name_holds(granted: list[_Change]) -> None:
@@ -137,27 +129,20 @@ class ProductActor(Actor):
 
     async def handle_batch(self, messages: list[_Change]) -> list[object]:
         answers: list[object] = [None] * len(messages)
+        pending = [i for i, m in enumerate(messages) if m.state == PENDING]  # the others' callers left
         admitted: list[int] = []
-        async with self._db.transaction() as conn:
-            row = await conn.fetchrow(
-                "SELECT available FROM stock WHERE id = $1 FOR NO KEY UPDATE", self.key)
-            available = row["available"] if row else 0
-            delta = 0
-            for i, m in enumerate(messages):
-                if m.state == PENDING and m.quantity <= available:
-                    available -= m.quantity
-                    delta += m.quantity
-                    admitted.append(i)
-                else:
-                    answers[i] = _shortfall(available, self.key)
-            if delta and row is not None:
-                _name_holds([messages[i] for i in admitted])
-                # Still conditional: the row lock makes it certain, the condition makes it obvious.
-                done = await conn.fetchrow(_RESERVE_AND_HOLD, self.key, delta,
-                                           [messages[i].hold_id for i in admitted],
-                                           [messages[i].quantity for i in admitted])
-                if done["available"] is None or done["holds"] != len(admitted):
-                    raise RuntimeError(f"stock {self.key} changed under its row lock")
+        left_over = 0
+        if pending:
+            _name_holds([messages[i] for i in pending])
+            async with self._db.connection() as conn:
+                done = await conn.fetchrow(_RESERVE, self.key, [messages[i].hold_id for i in pending],
+                                           [messages[i].quantity for i in pending])
+            left_over = done["left_over"]
+            admitted = [i for i, granted in zip(pending, done["granted"]) if granted]
+        granted_ones = set(admitted)
+        for i in range(len(messages)):
+            if i not in granted_ones:
+                answers[i] = _shortfall(left_over, self.key)
         orphaned = []
         for i in admitted:
             # No await between the caller's check and this one: exactly one side owns the units.
@@ -265,12 +250,13 @@ class StockService:
 
 
 async def _reserve_directly(db: Database, stock_id: UUID, quantity: int) -> UUID:
+    """The baseline: this reservation alone, in its own transaction (the same statement the
+    actors send for a batch, with a batch of one)."""
     hold_id = uuid4()
-    async with db.transaction() as conn:
-        done = await conn.fetchrow(_RESERVE_AND_HOLD, stock_id, quantity, [hold_id], [quantity])
-        if done["available"] is None:
-            available = await conn.fetchval("SELECT available FROM stock WHERE id = $1", stock_id)
-            raise _shortfall(available or 0, stock_id)
+    async with db.connection() as conn:
+        done = await conn.fetchrow(_RESERVE, stock_id, [hold_id], [quantity])
+    if not done["granted"][0]:
+        raise _shortfall(done["left_over"], stock_id)
     return hold_id
 
 

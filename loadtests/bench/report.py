@@ -174,10 +174,10 @@ def write(results: dict, out: Path, charts_dir: Path) -> Path:
                 f"{data.get('buyers', '?')} buyers, each with a prepared cart of {data.get('lines', '?')} distinct"
                 f" products among {results.get('products', 0)}, refilled the same way before every run of either"
                 " side. Engine: `POST /cart/checkout` over HTTP. Ceiling: the engine's own checkout statements"
-                " (loadtests/bench/direct_checkout.py: the Idempotency-Key claimed; cart, buyer, address and method reads; one reservation"
-                " transaction per stock row in id order - row lock + the conditional UPDATE that inserts the stock"
-                " hold; order sequence; the order transaction consuming the holds, locking and re-reading the cart,"
-                " inserting order, items, history and outbox row, emptying the cart; the response stored under the key)"
+                " (loadtests/bench/direct_checkout.py: the Idempotency-Key claimed; one read of cart, lines, buyer,"
+                " addresses and method; the engine's pricing; one reservation statement per stock row in id order;"
+                " the order statement that consumes the holds, checks the cart version, writes order, items,"
+                " history and outbox row, empties the cart and stores the response under the key)"
                 " driven directly with asyncpg"
                 " from the same number of connections.")
     if s and len(s) == 2:
