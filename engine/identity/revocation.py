@@ -2,7 +2,8 @@
 
 A revoked `jti` (logout) or session (refresh family: logout or theft detection) is kept only
 as long as an access token of it could still be valid, then Redis forgets it on its own.
-Redis errors are not caught here: the caller decides between failing open and closed.
+Redis errors are not caught here: the caller decides between failing open and closed. The
+checks of concurrent requests share pipelined round trips (engine.redis_batch).
 """
 
 from __future__ import annotations
@@ -11,12 +12,18 @@ from uuid import UUID
 
 import redis.asyncio as aioredis
 
+from engine.redis_batch import ScriptBatcher
+
+# How many of the keys exist: one script so concurrent checks share a pipelined round trip.
+_ANY_EXISTS = "return redis.call('EXISTS', unpack(KEYS))"
+
 
 class Revocations:
     def __init__(self, redis: aioredis.Redis, prefix: str, access_ttl: int) -> None:
         self._redis = redis
         self._prefix = prefix
         self._access_ttl = access_ttl
+        self._exists = ScriptBatcher(redis, _ANY_EXISTS)
 
     def _jti_key(self, jti: str) -> str:
         return f"{self._prefix}:revoked:jti:{jti}"
@@ -36,4 +43,4 @@ class Revocations:
         keys = [self._jti_key(jti)]
         if session_id is not None:
             keys.append(self._session_key(session_id))
-        return any(v is not None for v in await self._redis.mget(keys))
+        return bool(await self._exists(keys, []))

@@ -5,6 +5,7 @@ duplicate orders; any found is a failed benchmark."""
 
 from __future__ import annotations
 
+import statistics
 import uuid
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from loadtests.bench.measure import (
     batch_sizes,
     direct_loop,
     raw_conditional_updates,
+    reservations_only,
     scrape_all,
 )
 from loadtests.engine_run import EngineRun
@@ -98,6 +100,22 @@ async def flash_sale(engine: EngineRun, shop: Shop, buyers: list[Buyer], plan: P
                                                                seconds=plan.seconds)
                 s.rates.append(rate), s.p50s.append(p50), s.p99s.append(p99)
             out["series"].append(s)
+        # The mechanism alone: the reservation step through engine.stock in this process (no
+        # HTTP, no rest of checkout), batched actors against one transaction per reservation,
+        # on the raw row's stock row, with the same number of callers as connections above.
+        for mode in ("batched", "single"):
+            for c in sorted({min(c, 64) for c in plan.concurrencies}):
+                s = Series(f"reservations only, {mode} (engine.stock in-process)", c)
+                for _ in range(plan.runs):
+                    rate, p50, p99, batch, refused = await reservations_only(
+                        engine.database_url, raw_id, mode=mode, callers=c, seconds=plan.seconds)
+                    s.rates.append(rate), s.p50s.append(p50), s.p99s.append(p99)
+                    if batch is not None:
+                        s.extra.setdefault("batches", []).append(batch)
+                    s.extra["refused"] = s.extra.get("refused", 0) + refused
+                if s.extra.get("batches"):
+                    s.extra["mean_batch"] = statistics.median(s.extra.pop("batches"))
+                out["series"].append(s)
     finally:
         await conn.close()
     return out

@@ -7,6 +7,7 @@ import re
 import statistics
 import time
 import urllib.request
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -174,3 +175,50 @@ async def direct_loop(dsn: str, work: Callable[[asyncpg.Connection, int], Awaita
     finally:
         await pool.close()
     return LoadResult(sum(outcomes.values()), outcomes, lat, wall, cpu)
+
+
+async def reservations_only(dsn: str, stock_id: str, *, mode: str, callers: int,
+                            seconds: float) -> tuple[float, float, float, float | None, int]:
+    """The reservation step alone, without HTTP or the rest of checkout: `callers` concurrent
+    callers each reserving one unit at a time through engine.stock (ACTOR_MODE `mode`), in
+    this process, until `seconds` pass. Returns (reservations/s, p50, p99 ms, mean batch or
+    None without actors, refusals). The units stay held (nobody writes orders); the stock row
+    is sized for it."""
+    from engine.db import Database
+    from engine.settings import Settings
+    from engine.stock import StockService
+
+    settings = Settings.from_env({}, database_url=dsn, actor_mode=mode, db_pool_min=1,
+                                 db_pool_max=min(callers, 64))
+    db = Database(settings)
+    await db.open()
+    service = StockService(db, settings)
+    sid = uuid.UUID(stock_id)
+    done, refused, lat = 0, 0, []
+    deadline = time.monotonic() + seconds
+    before = service.stats()
+
+    async def loop() -> None:
+        nonlocal done, refused
+        while time.monotonic() < deadline:
+            t0 = time.perf_counter()
+            try:
+                await service.reserve(sid, 1)
+            except Exception:  # noqa: BLE001 - a refusal (shed load) is counted, not fatal
+                refused += 1
+                continue
+            lat.append((time.perf_counter() - t0) * 1000)
+            done += 1
+
+    try:
+        t0 = time.monotonic()
+        await asyncio.gather(*(loop() for _ in range(callers)))
+        wall = time.monotonic() - t0
+        after = service.stats()
+    finally:
+        await service.shutdown(1)
+        await db.close()
+    batches = after.batches - before.batches
+    lat.sort()
+    return (done / wall, statistics.median(lat) if lat else 0.0, lat[int(0.99 * (len(lat) - 1))] if lat else 0.0,
+            (after.messages - before.messages) / batches if batches else None, refused)
