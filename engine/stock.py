@@ -26,7 +26,7 @@ units were reserved - the caller keeps them, or the actor gives them back at onc
 A process that dies between reserving and writing the order does not leak them either: every
 granted reservation is also a `stock_holds` row (migration 0007), inserted by the statement
 that raises stock.reserved (one round trip for the whole batch). The order's statement deletes
-its holds (engine.checkout; `consume_holds` does the same in a caller's transaction; from then on order_items + orders.stock_state say where
+its holds (engine.checkout; from then on order_items + orders.stock_state say where
 the units are), a failed checkout deletes them while giving the units back (`release_holds`),
 and `reclaim_orphaned_holds` gives back the units of holds older than `hold_grace` (their
 process is gone). Deleting a hold is what gives its units back, so they go back exactly once,
@@ -53,7 +53,7 @@ import asyncpg
 
 from engine.actors import Actor, ActorRegistry, ActorStats
 from engine.db import Database
-from engine.errors import ActorUnavailable, Conflict, DomainError, InsufficientStock
+from engine.errors import ActorUnavailable, DomainError, InsufficientStock
 from engine.settings import Settings
 
 PENDING, APPLIED, ABANDONED = "pending", "applied", "abandoned"
@@ -93,7 +93,7 @@ class _Change:
 @dataclass(frozen=True, slots=True)
 class Reservation:
     """What `reserve_all` obtained: units per stock row, and the holds that own them. The order
-    transaction consumes the holds (`consume_holds`); a failed checkout releases them."""
+    statement consumes the holds (engine.checkout); a failed checkout releases them."""
 
     units: Mapping[UUID, int] = field(default_factory=dict)
     holds: tuple[UUID, ...] = ()
@@ -281,20 +281,6 @@ async def release_holds(db: Database, holds: Sequence[UUID]) -> int:
         return 0
     async with db.transaction() as conn:
         return await _give_back(conn, holds)
-
-
-async def consume_holds(conn: asyncpg.Connection, reservation: Reservation) -> None:
-    """In the order's transaction, before anything else: the order takes over the reserved
-    units, so their holds go. If the reconciler took any of them back already (this checkout
-    outlived `hold_grace`), the units may be someone else's by now: Conflict, and the caller's
-    rollback + `release_all` give back whatever was still held."""
-    if not reservation.holds:
-        return
-    gone = await conn.fetchval(
-        "WITH gone AS (DELETE FROM stock_holds WHERE id = ANY($1::uuid[]) RETURNING 1) SELECT count(*) FROM gone",
-        list(reservation.holds))
-    if gone != len(reservation.holds):
-        raise Conflict("The stock reservation expired during checkout; check out again.")
 
 
 async def reclaim_orphaned_holds(db: Database, *, older_than: dt.timedelta, limit: int = 1000) -> int:
