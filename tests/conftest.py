@@ -22,6 +22,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from argon2 import PasswordHasher
 
+from engine.db import Database
 from engine.identity.tokens import TokenIssuer
 from engine.migrate import migrate
 from engine.settings import Settings
@@ -87,6 +88,15 @@ def base_settings(database_url: str, redis_url: str) -> Settings:
         log_level="warning",
         payment_webhook_secret="test-webhook-secret-0123456789abcdef",
     )
+
+
+@pytest.fixture
+async def database(base_settings: Settings) -> AsyncIterator[Database]:
+    """The engine's own unit-of-work port, for calling engine functions directly."""
+    engine_db = Database(base_settings.with_(db_pool_max=20))
+    await engine_db.open()
+    yield engine_db
+    await engine_db.close()
 
 
 @pytest.fixture

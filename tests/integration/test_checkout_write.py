@@ -17,7 +17,6 @@ import pytest
 
 from engine import cart_store
 from engine.checkout import OrderRequest, checkout
-from engine.db import Database
 from engine.errors import CartEmpty, Conflict, InvalidCoupon
 from engine.stock import StockService, reclaim_orphaned_holds
 from tests.integration.conftest_cart import make_coupon
@@ -36,14 +35,6 @@ class _Interrupted(StockService):
         if self.hook is not None:
             await self.hook()
         return reservation
-
-
-@pytest.fixture
-async def database(base_settings):
-    db = Database(base_settings)
-    await db.open()
-    yield db
-    await db.close()
 
 
 @pytest.fixture

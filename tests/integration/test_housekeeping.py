@@ -14,20 +14,11 @@ import redis
 import redis.asyncio as aioredis
 
 from engine import housekeeping
-from engine.db import Database
 from engine.stock import hold_grace
 from tests.integration.conftest_orders import make_product, stock_of
 from workers import jobs
 from workers.assembly import assemble
 from workers.scheduler import Scheduler
-
-
-@pytest.fixture
-async def database(base_settings):
-    db = Database(base_settings)
-    await db.open()
-    yield db
-    await db.close()
 
 
 @pytest.fixture

@@ -7,18 +7,9 @@ import asyncio
 
 import pytest
 
-from engine.db import Database
 from engine.errors import ActorUnavailable, InsufficientStock
 from engine.stock import StockLine, StockService, commit_sale, release_order, return_sold
 from tests.integration.conftest_orders import make_product, stock_of
-
-
-@pytest.fixture
-async def database(base_settings):
-    db = Database(base_settings)
-    await db.open()
-    yield db
-    await db.close()
 
 
 async def _stock_id(db, pid):

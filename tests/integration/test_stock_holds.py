@@ -10,19 +10,10 @@ import datetime as dt
 
 import pytest
 
-from engine.db import Database
 from engine.stock import StockLine, StockService, hold_grace, reclaim_orphaned_holds
 from tests.integration.conftest_orders import make_buyer, make_product, make_shipping_method, stock_of
 
 CHECKOUT = "/api/v1/cart/checkout"
-
-
-@pytest.fixture
-async def database(base_settings):
-    db = Database(base_settings)
-    await db.open()
-    yield db
-    await db.close()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import AsyncIterator, Sequence
+from typing import Sequence
 
 import asyncpg
 import pytest
@@ -24,14 +24,6 @@ UTC = dt.timezone.utc
 
 def now() -> dt.datetime:
     return dt.datetime.now(UTC)
-
-
-@pytest.fixture
-async def database(base_settings) -> AsyncIterator[Database]:
-    db = Database(base_settings.with_(db_pool_max=20))
-    await db.open()
-    yield db
-    await db.close()
 
 
 @dataclass
