@@ -439,31 +439,22 @@ async def _write(conn: asyncpg.Connection, settings: Settings, *, tenant_id: UUI
     if respond is not None:  # the response as it will be, a marker standing for the order number
         marker = f"ORD-{uuid4().hex}"
         response_status, template = respond.render(placed(marker))
-    for attempt in range(2):
-        try:
-            row = await conn.fetchrow(
-                _PLACE, list(reservation.holds), sorted(plan.coupon_ids), None if cart is None else cart.id,
-                None if cart is None else cart.version, tenant_id, user_id, order_id, f"{now.year:04d}",
-                method, plan.currency, q.subtotal, q.discount, q.shipping or money(0), q.tax, q.total,
-                plan.shipping_address.snapshot(),
-                None if plan.billing_address is None else plan.billing_address.snapshot(),
-                UUID(option.method_id), shipping_snapshot, applied, request.notes, expires_at, option.estimated_max,
-                now,
-                [ln.product_id for ln in lines], [ln.variant_id for ln in lines],
-                [ln.stock_id if ln.track_inventory else None for ln in lines], [ln.product_name for ln in lines],
-                [ln.sku for ln in lines], [ln.thumbnail_url for ln in lines],
-                [None if ln.variant_attributes is None else json.dumps(ln.variant_attributes) for ln in lines],
-                [ln.quantity for ln in lines], [money(ln.unit_price) for ln in lines],
-                [ln.commission_percentage for ln in lines], [ln.career_points_percentage for ln in lines],
-                actor, outbox.EXPIRE_ORDER, response_status, template, marker,
-                None if respond is None else respond.scope, None if respond is None else respond.key)
-            break
-        except (asyncpg.UniqueViolationError, asyncpg.DuplicateTableError) as exc:
-            # The tenant's very first orders race to create its order sequence; the loser's
-            # statement changed nothing (one statement, one transaction) and simply runs again.
-            seen = f"{exc} {getattr(exc, 'detail', None)} {getattr(exc, 'constraint_name', None)}"
-            if attempt or conn.is_in_transaction() or ("order_seq_" not in seen and " pg_" not in seen):
-                raise
+    row = await conn.fetchrow(
+        _PLACE, list(reservation.holds), sorted(plan.coupon_ids), None if cart is None else cart.id,
+        None if cart is None else cart.version, tenant_id, user_id, order_id, f"{now.year:04d}",
+        method, plan.currency, q.subtotal, q.discount, q.shipping or money(0), q.tax, q.total,
+        plan.shipping_address.snapshot(),
+        None if plan.billing_address is None else plan.billing_address.snapshot(),
+        UUID(option.method_id), shipping_snapshot, applied, request.notes, expires_at, option.estimated_max,
+        now,
+        [ln.product_id for ln in lines], [ln.variant_id for ln in lines],
+        [ln.stock_id if ln.track_inventory else None for ln in lines], [ln.product_name for ln in lines],
+        [ln.sku for ln in lines], [ln.thumbnail_url for ln in lines],
+        [None if ln.variant_attributes is None else json.dumps(ln.variant_attributes) for ln in lines],
+        [ln.quantity for ln in lines], [money(ln.unit_price) for ln in lines],
+        [ln.commission_percentage for ln in lines], [ln.career_points_percentage for ln in lines],
+        actor, outbox.EXPIRE_ORDER, response_status, template, marker,
+        None if respond is None else respond.scope, None if respond is None else respond.key)
     if not row["holds_ok"]:  # the reconciler took them: this checkout outlived hold_grace
         raise Conflict("The stock reservation expired during checkout; check out again.")
     if not row["cart_ok"]:
