@@ -201,14 +201,13 @@ async def load_cart(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID, *,
                     updated_at=cart["updated_at"], version=cart["version"])
 
 
-async def load_cart_to_check_out(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID, *,
-                                 query: str | None = None, args: tuple[Any, ...] = ()
-                                 ) -> tuple[CartView | None, asyncpg.Record | None]:
-    """`load_cart` for checkout, and the first row (with any columns `query`, built by
-    `cart_with_lines_query`, added): (None, None) when the cart is empty or was never created.
+async def load_cart_to_check_out(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID, *, query: str,
+                                 args: tuple[Any, ...] = ()) -> tuple[CartView | None, asyncpg.Record | None]:
+    """`load_cart` for checkout, with `query` built by `cart_with_lines_query`, and its first
+    row (the columns the caller added): (None, None) when the cart is empty or was never created.
     One round trip unless coupons are applied. Not locked: checkout's order statement writes
     only while the cart's version is still the one read here."""
-    rows = await conn.fetch(query or _CART_WITH_LINES, tenant_id, user_id, *args)
+    rows = await conn.fetch(query, tenant_id, user_id, *args)
     if not rows:
         return None, None
     first = rows[0]
@@ -217,8 +216,6 @@ async def load_cart_to_check_out(conn: asyncpg.Connection, tenant_id: UUID, user
                     coupons=tuple(c.coupon for c in stored), coupon_ids={c.code: c.id for c in stored},
                     updated_at=first["cart_updated_at"], version=first["cart_version"]), first
 
-
-_CART_WITH_LINES = cart_with_lines_query()
 
 
 async def clear_cart(conn: asyncpg.Connection, cart_id: UUID) -> int:

@@ -1,25 +1,28 @@
 """Checkout: a cart (or a list of items) becomes an order, all or nothing.
 
 The steps, and why in this order:
-1. Read and check, no transaction held: lines (CART_EMPTY, ITEMS_UNAVAILABLE), addresses
-   (INVALID_ADDRESS), shipping method (INVALID_SHIPPING_METHOD), coupons (INVALID_COUPON),
+1. Read and check, no transaction held: one statement reads the cart, its lines, the buyer,
+   both addresses and the shipping method (POST /orders reads its items, then the rest);
+   CART_EMPTY, ITEMS_UNAVAILABLE, INVALID_ADDRESS, INVALID_SHIPPING_METHOD, INVALID_COUPON,
    price, KYC above `kyc_limit` (KYC_REQUIRED).
 2. Reserve stock through the product actors (engine.stock), all or nothing
    (INSUFFICIENT_STOCK). No connection is held while waiting for the actors: a checkout
    holding one while the actor needs one could starve the pool.
-3. One transaction writes the order: it locks the cart row first and checks the cart is the
-   one priced (two processes, or two tabs, cannot check one cart out twice: the second finds
-   it empty - CART_EMPTY - or changed - CONFLICT), counts coupon usage with conditional
-   updates, numbers the order from the tenant's sequence, inserts order, items and history,
-   queues the payment expiry in the outbox, pays from the partner balance when asked
-   (conditional debit, then the order is PAID and the units sold), and empties the cart.
+3. One statement writes the order (`_PLACE`): it consumes the reservation's holds, bumps the
+   cart's version only if it is still the version priced in step 1 (every cart write bumps
+   it under the cart row lock, so two processes or two tabs cannot check one cart out twice:
+   the second finds it empty - CART_EMPTY - or changed - CONFLICT), counts coupon usage
+   within the limits, numbers the order from the tenant's sequence, inserts order, items and
+   history, queues the payment expiry in the outbox, empties the cart and, with an
+   Idempotency-Key, stores the response. Every write depends on every check, so a failed
+   check writes nothing. Paying from the partner balance adds the conditional debit (then the
+   order is PAID and the units sold) in the same transaction.
 4. If anything after step 2 fails, the reservation is released.
-The reservation's stock holds (engine.stock, migration 0007) are deleted first thing in step 3's
-transaction: order_items and orders.stock_state account for the units from then on. A process
-that dies between steps 2 and 3 leaves its holds behind, and the hold reconciler gives their
-units back; a failed step 3 releases only holds that are still there, so units never go back twice.
-The web layer runs `checkout` inside the user's actor, so one process serialises one user's
-checkouts without lock waits; the cart row lock is what makes it hold across processes.
+A process that dies between steps 2 and 3 leaves its holds (engine.stock, migration 0007)
+behind, and the hold reconciler gives their units back; a failed step 3 releases only holds
+that are still there, so units never go back twice. The web layer runs `checkout` inside the
+user's actor, so one process serialises one user's checkouts without lock waits; the cart
+version is what makes it hold across processes.
 """
 
 from __future__ import annotations

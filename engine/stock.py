@@ -128,7 +128,6 @@ class ProductActor(Actor):
         self._db = db
 
     async def handle_batch(self, messages: list[_Change]) -> list[object]:
-        answers: list[object] = [None] * len(messages)
         pending = [i for i, m in enumerate(messages) if m.state == PENDING]  # the others' callers left
         admitted: list[int] = []
         left_over = 0
@@ -139,10 +138,9 @@ class ProductActor(Actor):
                                            [messages[i].quantity for i in pending])
             left_over = done["left_over"]
             admitted = [i for i, granted in zip(pending, done["granted"]) if granted]
-        granted_ones = set(admitted)
-        for i in range(len(messages)):
-            if i not in granted_ones:
-                answers[i] = _shortfall(left_over, self.key)
+        granted = set(admitted)
+        answers: list[object] = [None if i in granted else _shortfall(left_over, self.key)
+                                 for i in range(len(messages))]
         orphaned = []
         for i in admitted:
             # No await between the caller's check and this one: exactly one side owns the units.

@@ -78,14 +78,14 @@ async def idempotent(req: Req, compute: Callable[..., Awaitable[Any]], *, status
 async def _run_once(compute: Callable[[], Awaitable[Any]], status: int, db: Any,
                     tenant_id: Any, scope: str, key: str, slot: idempotency.ResponseSlot | None) -> web.Response:
     try:
-        response = _render(await compute(), status)
+        result = await compute()
+        if slot is not None and slot.stored is not None:
+            # Rendered by the slot and stored with the effect, in one transaction: those bytes.
+            return web.Response(body=slot.stored.body, status=slot.stored.status, content_type="application/json")
+        response = _render(result, status)
     except BaseException:
         await idempotency.abandon(db, tenant_id, scope, key)
         raise
-    if slot is not None and slot.stored is not None:
-        # Stored with the effect, in one transaction: answer exactly those bytes.
-        response.body = slot.stored.body
-        return response
     if 200 <= response.status < 300 and isinstance(response.body, bytes):
         await idempotency.complete(db, tenant_id, scope, key, idempotency.StoredResponse(response.status, response.body))
     else:
