@@ -119,6 +119,13 @@ def live_actors(pages: list[dict[str, float]]) -> float:
     return sum(v for p in pages for k, v in p.items() if k.startswith("actors_live"))
 
 
+def _p50_p99(latencies_ms: list[float]) -> tuple[float, float]:
+    if not latencies_ms:
+        return 0.0, 0.0
+    ordered = sorted(latencies_ms)
+    return statistics.median(ordered), ordered[int(0.99 * (len(ordered) - 1))]
+
+
 async def raw_conditional_updates(dsn: str, stock_id: str, *, connections: int, seconds: float) -> tuple[float, float, float]:
     """The database's own rate for the contended operation: one single-row conditional UPDATE
     per transaction on ONE row from `connections` connections. Returns (updates/s, p50, p99 ms)."""
@@ -142,8 +149,7 @@ async def raw_conditional_updates(dsn: str, stock_id: str, *, connections: int, 
         wall = time.monotonic() - t0
     finally:
         await pool.close()
-    lat.sort()
-    return done / wall, statistics.median(lat) if lat else 0.0, lat[int(0.99 * (len(lat) - 1))] if lat else 0.0
+    return (done / wall, *_p50_p99(lat))
 
 
 async def direct_loop(dsn: str, work: Callable[[asyncpg.Connection, int], Awaitable[str]], *, connections: int,
@@ -219,6 +225,4 @@ async def reservations_only(dsn: str, stock_id: str, *, mode: str, callers: int,
         await service.shutdown(1)
         await db.close()
     batches = after.batches - before.batches
-    lat.sort()
-    return (done / wall, statistics.median(lat) if lat else 0.0, lat[int(0.99 * (len(lat) - 1))] if lat else 0.0,
-            (after.messages - before.messages) / batches if batches else None, refused)
+    return (done / wall, *_p50_p99(lat), (after.messages - before.messages) / batches if batches else None, refused)
