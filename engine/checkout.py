@@ -49,6 +49,7 @@ from engine.errors import (CartEmpty, Conflict, InsufficientBalance, Insufficien
 from engine.money import money
 from engine.order_status import OrderStatus
 from engine.orders import change_status
+from engine.payments import payment_url as payment_page
 from engine.pricing import Coupon, PricedLine, Quote, price
 from engine.settings import Settings
 from engine.shipping_rules import ItemSize, ShippingOption, pack, quote_method, validate_destination
@@ -430,7 +431,7 @@ async def _write(conn: asyncpg.Connection, settings: Settings, *, tenant_id: UUI
     order_id = uuid4()
 
     def placed(number: str) -> PlacedOrder:
-        payment_url = f"{settings.public_base_url}/pay/{order_id}" if method in ("CARD", "EWALLET") else None
+        payment_url = payment_page(settings, method=method, order_id=order_id, tenant_id=tenant_id, now=now)
         bank = ({"bankName": BANK_NAME, "accountNumber": BANK_ACCOUNT, "bik": BANK_BIK,
                  "purpose": f"Payment for order {number}"} if method == "BANK_TRANSFER" else None)
         status = OrderStatus.PAID if balance else OrderStatus.PENDING_PAYMENT

@@ -41,6 +41,7 @@ class Settings:
     log_level: str = _setting("LOG_LEVEL", "info", "debug, info, warning or error")
     request_timeout: float = _setting("REQUEST_TIMEOUT", 20.0, "Seconds one API request may take in all; past that it answers 503 with Retry-After")
     shutdown_grace: float = _setting("SHUTDOWN_GRACE", 10.0, "Seconds in-flight requests get to finish on SIGTERM")
+    metrics_port: int = _setting("METRICS_PORT", 0, "Port of a separate /metrics listener on HOST; when set, the API port answers /metrics with 404. 0 keeps /metrics on the API port (the shipped nginx never proxies it)")
 
     # Identity.
     jwt_keys: str | None = _setting("JWT_KEYS", None, "Signing keys as kid:secret pairs, comma separated; the first signs, the rest still verify (rotation). Required outside dev", secret=True)
@@ -83,6 +84,9 @@ class Settings:
     # Payments and workers.
     payment_webhook_secret: str | None = _setting("PAYMENT_WEBHOOK_SECRET", None, "HMAC secret of the sandbox payment provider's webhooks. Required outside dev", secret=True)
     webhook_tolerance_seconds: int = _setting("WEBHOOK_TOLERANCE_SECONDS", 300, "Oldest webhook timestamp accepted")
+    payment_provider: str = _setting("PAYMENT_PROVIDER", "", "Payment provider adapter: sandbox or none. Empty means sandbox in `commerce dev`, none in `commerce serve` (the sandbox settles orders only when named here)")
+    sandbox_provider_secret: str | None = _setting("SANDBOX_PROVIDER_SECRET", None, "The sandbox provider's own signing secret (its side of PAYMENT_WEBHOOK_SECRET; set both to the same value). Needed with PAYMENT_PROVIDER=sandbox outside dev")
+    max_unpaid_orders: int = _setting("MAX_UNPAID_ORDERS", 5, "Unpaid (PENDING_PAYMENT) orders a customer may hold at once; beyond is 409 TOO_MANY_UNPAID_ORDERS. 0 turns the limit off")
     broker: str = _setting("BROKER", "redis", "redis or rabbitmq")
     rabbitmq_url: str | None = _setting("RABBITMQ_URL", None, "AMQP URL when BROKER=rabbitmq")
     worker_processes: int = _setting("WORKER_PROCESSES", 2, "Processes `commerce worker` starts")

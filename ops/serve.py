@@ -12,7 +12,7 @@ import structlog
 from aiohttp import web
 
 from engine.observability import configure_logging
-from engine.settings import Settings
+from engine.settings import Settings, SettingsError
 from web.app import create_app
 
 log = structlog.get_logger("serve")
@@ -64,7 +64,15 @@ def _serve_one(settings: Settings, reuse_port: bool) -> None:
     _run(main)
 
 
+def refuse_dev_mode(settings: Settings) -> None:
+    """`commerce serve` is production: dev mode would sign tokens with the public development
+    key and turn the sandbox payment provider on, so DEV_MODE=true is refused, not obeyed."""
+    if settings.dev_mode:
+        raise SettingsError("DEV_MODE=true is refused by `commerce serve` (dev mode is `commerce dev` only)")
+
+
 def serve(settings: Settings, processes: int = 1) -> None:
+    refuse_dev_mode(settings)
     if processes <= 1:
         _serve_one(settings, reuse_port=False)
         return

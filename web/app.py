@@ -15,6 +15,7 @@ from aiohttp import web
 
 from engine.db import Database
 from engine.identity.tokens import TokenIssuer
+from engine.payments.config import check as check_payments
 from engine.settings import Settings
 from web import keys, openapi
 from web.api import RouteTable
@@ -42,6 +43,7 @@ def route_tables() -> list[RouteTable]:
 
 def create_app(settings: Settings) -> web.Application:
     settings.require_secrets()
+    check_payments(settings)
     app = web.Application(client_max_size=settings.max_body_bytes,
                           middlewares=[request_context, error_middleware])
     app[keys.SETTINGS] = settings
