@@ -152,6 +152,30 @@ def validation_error(exc: msgspec.ValidationError, root: str = "") -> Validation
     return ValidationError("Invalid input data.", details={path: [message]})
 
 
+# A JSON string (escapes included) or one bracket: strings are skipped whole, so brackets
+# inside them never count.
+_JSON_NESTING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def json_depth(raw: bytes, limit: int) -> int:
+    """The deepest nesting of arrays and objects in `raw`, counted up to just past `limit`
+    (MAX_JSON_DEPTH); a body with no more brackets than the limit is not scanned at all."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return 0
+    depth = deepest = 0
+    for token in _JSON_NESTING.finditer(raw):
+        c = token.group()[:1]
+        if c in (b"[", b"{"):
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    break
+        elif c in (b"]", b"}"):
+            depth -= 1
+    return deepest
+
+
 async def decode_body(request: web.Request, typ: Any) -> Any:
     if request.content_type != "application/json":
         if not request.can_read_body:
@@ -162,6 +186,10 @@ async def decode_body(request: web.Request, typ: Any) -> Any:
         raise ValidationError("A JSON body is required.", details={"body": ["required"]})
     if b"\\u0000" in raw or b"\\U0000" in raw:
         raise ValidationError("NUL characters are not allowed.", details={"body": ["contains NUL"]})
+    max_depth = request.app[keys.SETTINGS].max_json_depth
+    if json_depth(raw, max_depth) > max_depth:
+        raise ValidationError("JSON is nested too deeply.",
+                              details={"body": [f"nested deeper than {max_depth} levels"]})
     try:
         return msgspec.json.decode(raw, type=typ)
     except msgspec.ValidationError as exc:

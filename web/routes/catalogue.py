@@ -299,7 +299,7 @@ async def list_reviews(req: Req) -> Reply:
 
 
 @review_routes.post("/products/{id}/reviews", body=NewReview, response=v.CreatedReview, status=201, auth=REQUIRED,
-                    policy="orders", errors=("NOT_PURCHASED", "PRODUCT_NOT_FOUND", "ALREADY_REVIEWED"),
+                    policy="orders", errors=("NOT_PURCHASED", "PRODUCT_NOT_FOUND", "ALREADY_REVIEWED", "FORBIDDEN"),
                     tag="Reviews", summary="Review a product you received")
 async def create_review(req: Req) -> v.CreatedReview:
     """Requires a DELIVERED order of yours containing the product. (Rate policy `orders`:
@@ -310,7 +310,7 @@ async def create_review(req: Req) -> v.CreatedReview:
 
 
 @review_routes.post("/products/{id}/reviews/{reviewId}/helpful", response=v.HelpfulVote, auth=REQUIRED,
-                    policy="orders", errors=("PRODUCT_NOT_FOUND", "REVIEW_NOT_FOUND"), tag="Reviews",
+                    policy="orders", errors=("PRODUCT_NOT_FOUND", "REVIEW_NOT_FOUND", "FORBIDDEN"), tag="Reviews",
                     summary="Toggle your 'helpful' mark on a review")
 async def toggle_helpful(req: Req) -> v.HelpfulVote:
     async with req.app[keys.DB].transaction() as conn:

@@ -1,6 +1,8 @@
-"""The sandbox payment page is the buyer's alone (issue 13): a stranger with the order id, a
-forged, edited, expired or other tenant's token, a cross-site form, or an order no longer
-awaiting payment moves nothing; the sandbox settles only through our webhook's verification."""
+"""Payment page attacks: only the buyer's signed link opens it, only same-site forms post, only unpaid orders move, only our webhook settles.
+
+A stranger with the order id, a forged, edited, expired or other tenant's token, a cross-site
+form, or an order no longer awaiting payment moves nothing; the sandbox settles only through
+our webhook's verification (issue 13)."""
 
 from __future__ import annotations
 
