@@ -108,7 +108,8 @@ def _banner(settings: Settings) -> None:
         f"  Commerce engine is running at {base}",
         f"    API:        {base}/api/v1/products",
         f"    Docs:       {base}/docs   (OpenAPI: {base}/api/v1/openapi.json)",
-        f"    Health:     {base}/readyz   Metrics: {base}/metrics",
+        f"    Health:     {base}/readyz   Metrics: "
+        + (f"http://{settings.host}:{settings.metrics_port}/metrics" if settings.metrics_port else f"{base}/metrics"),
         "  Demo logins (POST /api/v1/auth/login):",
         *[f"    {role:9} {email:22} {password}" for role, email, password in DEMO_ACCOUNTS],
         "  Ctrl-C stops everything.",
