@@ -321,7 +321,8 @@ def _order_request(body: Any) -> OrderRequest:
 
 CHECKOUT_ERRORS = ("VALIDATION_ERROR", "CART_EMPTY", "ITEMS_UNAVAILABLE", "INSUFFICIENT_STOCK", "INVALID_ADDRESS",
                    "INVALID_SHIPPING_METHOD", "INVALID_COUPON", "KYC_REQUIRED", "INSUFFICIENT_BALANCE",
-                   "IDEMPOTENCY_KEY_REUSED", "CONFLICT", "RATE_LIMIT_EXCEEDED", "SERVICE_UNAVAILABLE")
+                   "IDEMPOTENCY_KEY_REUSED", "CONFLICT", "RATE_LIMIT_EXCEEDED", "SERVICE_UNAVAILABLE",
+                   "TOO_MANY_UNPAID_ORDERS")
 
 
 # ----------------------------------------------------------------------------- handlers
@@ -371,7 +372,8 @@ async def create_order(req: Req) -> web.StreamResponse:
         placed = await app[USER_ACTORS].run(user_id, lambda: engine_checkout.place_order(
             app[keys.DB], app[STOCK], app[keys.SETTINGS], tenant_id=req.tenant_id, user_id=user_id,
             items=items, request=request, actor=principal.scope, now=_now(),
-            respond=None if slot is None else slot.converting(_placed)), timeout=_checkout_timeout(app))
+            respond=None if slot is None else slot.converting(_placed),
+            limit_unpaid=user_id == principal.user_id), timeout=_checkout_timeout(app))
         return _placed(placed)
 
     return await idempotent(req, run, status=201, stores_response=True)
