@@ -126,6 +126,8 @@ class EngineRun:
         env.update({
             "DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url, "REDIS_PREFIX": self.redis_prefix,
             "JWT_KEYS": f"bench:{JWT_SECRET}", "PAYMENT_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            # The shopper opens the sandbox's payment page: `serve` has it only when named.
+            "PAYMENT_PROVIDER": "sandbox", "SANDBOX_PROVIDER_SECRET": WEBHOOK_SECRET,
             "HOST": "127.0.0.1", "PORT": str(self.port), "PUBLIC_BASE_URL": self.base_url,
             "LOG_FORMAT": "json", "LOG_LEVEL": "warning", "DEV_MODE": "false", "PYTHONPATH": str(REPO),
         })
