@@ -20,7 +20,7 @@ from uuid import UUID
 import asyncpg
 
 from engine.db import Database
-from engine.errors import AddressNotFound
+from engine.domain.errors import AddressNotFound
 
 _COLUMNS = ("id, recipient_name, street, city, region, country, postal_code, phone, is_default,"
             " created_at, updated_at")

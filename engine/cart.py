@@ -23,7 +23,7 @@ from uuid import UUID
 import asyncpg
 
 from engine.coupons import load_cart_coupons
-from engine.pricing import Coupon, PricedLine, Quote, price
+from engine.domain.pricing import Coupon, PricedLine, Quote, price
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +102,7 @@ class CartView:
         return tuple(line for line in self.lines if not line.purchasable)
 
     def pricing_lines(self) -> list[PricedLine]:
-        """The lines as engine.pricing sees them (pass to `pricing.price`)."""
+        """The lines as engine.domain.pricing sees them (pass to `pricing.price`)."""
         return [line.pricing_line() for line in self.lines]
 
     def quote(self, *, tax_rate: Decimal, now: dt.datetime, shipping: Decimal | None = None,

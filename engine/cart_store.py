@@ -23,7 +23,7 @@ import asyncpg
 from engine import coupons
 from engine.cart import CartView, cart_of, clear_cart, load_cart, touch_cart
 from engine.db import Database
-from engine.errors import (CartItemNotFound, InsufficientStock, MaxQuantityExceeded, ProductNotFound,
+from engine.domain.errors import (CartItemNotFound, InsufficientStock, MaxQuantityExceeded, ProductNotFound,
                            ProductUnavailable, ValidationError, VariantNotFound)
 
 

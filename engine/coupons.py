@@ -1,7 +1,7 @@
 """Coupons as stored: finding them for a cart, and the staff's management of them.
 
 The rules (validity window, limits, minimum order, stacking, the discount itself) live in
-engine.pricing; this module only reads and writes rows and hands pricing `Coupon` values that
+engine.domain.pricing; this module only reads and writes rows and hands pricing `Coupon` values that
 carry the caller's own usage count.
 
 Invariants:
@@ -23,9 +23,9 @@ from uuid import UUID
 import asyncpg
 
 from engine.db import Database
-from engine.errors import Conflict, CouponNotFound, InvalidCoupon, ValidationError
-from engine.money import money
-from engine.pricing import Coupon, check_coupon, check_stacking
+from engine.domain.errors import Conflict, CouponNotFound, InvalidCoupon, ValidationError
+from engine.domain.money import money
+from engine.domain.pricing import Coupon, check_coupon, check_stacking
 
 if TYPE_CHECKING:
     from engine.cart import CartView

@@ -3,7 +3,7 @@
 `change_status` is THE status change, whoever asks (staff, the cancel endpoint, the payment
 webhook, the expiry job, delivery tracking, refunds):
 - it locks the order row (SELECT ... FOR UPDATE) and checks the move with
-  engine.order_status.transition, so when two paths race (payment vs expiry) the second one
+  engine.domain.order_status.transition, so when two paths race (payment vs expiry) the second one
   sees the first one's status and gets INVALID_STATUS_TRANSITION: exactly one wins;
 - it does the stock side of the move in the same transaction: PAID sells the reserved units,
   CANCELLED releases them (unpaid) or returns the sold ones (paid);
@@ -24,9 +24,9 @@ import asyncpg
 
 from engine import outbox, stock
 from engine.db import Database
-from engine.errors import InvalidStatusTransition, OrderNotFound
-from engine.order_status import OrderStatus, check_cancellable, transition
-from engine.principal import Principal
+from engine.domain.errors import InvalidStatusTransition, OrderNotFound
+from engine.domain.order_status import OrderStatus, check_cancellable, transition
+from engine.domain.principal import Principal
 
 S = OrderStatus
 

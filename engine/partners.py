@@ -29,7 +29,7 @@ from uuid import UUID
 import asyncpg
 
 from engine.db import Database
-from engine.money import money
+from engine.domain.money import money
 from engine.orders import lock_order
 
 COMMISSION, REVERSAL = "COMMISSION", "COMMISSION_REVERSAL"

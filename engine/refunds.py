@@ -5,7 +5,7 @@
 
 Rules:
 - only a DELIVERED order, within `refund_period_days` of delivery
-  (engine.order_status.check_refundable), with units not yet refunded and money not yet
+  (engine.domain.order_status.check_refundable), with units not yet refunded and money not yet
   refunded, and no other request open (PENDING_REVIEW or APPROVED) for it;
 - a request covers all unrefunded units, or the units of the `itemIds` given. Its amount is the
   goods' share of what was paid (unit price x quantity scaled by (total - shipping) / subtotal,
@@ -36,13 +36,13 @@ import asyncpg
 
 from engine import outbox, stock
 from engine.db import Database
-from engine.errors import CannotRefund, Conflict, RefundAlreadyRequested, RefundNotFound, ValidationError
-from engine.money import money
-from engine.order_status import OrderStatus, check_refundable
+from engine.domain.errors import CannotRefund, Conflict, RefundAlreadyRequested, RefundNotFound, ValidationError
+from engine.domain.money import money
+from engine.domain.order_status import OrderStatus, check_refundable
 from engine.orders import actor_of, change_status, lock_order
 from engine.payments import refund_execution as execution
 from engine.payments.provider import PaymentProvider, RefundRejected
-from engine.principal import Principal
+from engine.domain.principal import Principal
 
 PENDING_REVIEW, APPROVED, REJECTED, COMPLETED, FAILED = "PENDING_REVIEW", "APPROVED", "REJECTED", "COMPLETED", "FAILED"
 STATUSES = (PENDING_REVIEW, APPROVED, REJECTED, COMPLETED, FAILED)

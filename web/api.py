@@ -24,8 +24,8 @@ from typing import Any, Awaitable, Callable
 import msgspec
 from aiohttp import web
 
-from engine.errors import Forbidden, ServiceUnavailable, Unauthorized, ValidationError
-from engine.principal import Principal
+from engine.domain.errors import Forbidden, ServiceUnavailable, Unauthorized, ValidationError
+from engine.domain.principal import Principal
 from web import keys
 from web.envelope import success
 

@@ -8,7 +8,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from engine.db import Database
-from engine.principal import Principal
+from engine.domain.principal import Principal
 from engine.settings import Settings
 
 if TYPE_CHECKING:

@@ -23,7 +23,7 @@ import dramatiq
 import structlog
 
 from engine import expiry, housekeeping, outbox, stock
-from engine.errors import CannotRefund, OrderNotFound
+from engine.domain.errors import CannotRefund, OrderNotFound
 from engine.payments import refund_execution
 from workers.resources import WorkerResources
 from workers.scheduler import PeriodicTask

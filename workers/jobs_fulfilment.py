@@ -22,7 +22,7 @@ import structlog
 
 from engine import outbox, partners, refunds, tracking
 from engine.carrier import carrier_for
-from engine.errors import OrderNotFound, RefundNotFound
+from engine.domain.errors import OrderNotFound, RefundNotFound
 from workers.resources import WorkerResources
 from workers.scheduler import PeriodicTask
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Hashable
 
-from engine.errors import ActorUnavailable, DomainError
+from engine.domain.errors import ActorUnavailable, DomainError
 
 if TYPE_CHECKING:
     from engine.actors.registry import ActorRegistry

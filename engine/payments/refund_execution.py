@@ -22,7 +22,7 @@ from uuid import UUID
 import asyncpg
 
 from engine.db import Database
-from engine.errors import CannotRefund
+from engine.domain.errors import CannotRefund
 from engine.payments.provider import PaymentProvider, RefundRejected
 from engine.payments.settlement import lock_order
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 from uuid import UUID
 
 from engine.db import Database
-from engine.errors import ValidationError
+from engine.domain.errors import ValidationError
 from engine.payments.provider import PaymentLink, PaymentProvider, PaymentRequest
 from engine.payments.webhook import PAYMENT_FAILED, PAYMENT_SUCCEEDED, PaymentEvent, encode_event, sign
 from engine.settings import Settings

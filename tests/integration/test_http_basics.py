@@ -10,7 +10,7 @@ import msgspec
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from engine.errors import InsufficientStock
+from engine.domain.errors import InsufficientStock
 from web.api import Req, RouteTable
 from web.app import create_app
 

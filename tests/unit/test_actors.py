@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from engine.actors import Actor, ActorRegistry
-from engine.errors import ActorUnavailable, InsufficientStock
+from engine.domain.errors import ActorUnavailable, InsufficientStock
 
 
 class Ledger(Actor):

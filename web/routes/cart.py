@@ -16,9 +16,9 @@ from aiohttp import web
 
 from engine import cart_store
 from engine.cart import CartLine, CartView
-from engine.errors import Forbidden, ValidationError
-from engine.money import to_api
-from engine.pricing import Quote
+from engine.domain.errors import Forbidden, ValidationError
+from engine.domain.money import to_api
+from engine.domain.pricing import Quote
 from engine.user_actor import UserActors
 from web import keys
 from web.api import REQUIRED, Req, RouteTable

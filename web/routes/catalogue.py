@@ -19,8 +19,8 @@ from engine.catalogue.access import moderates_reviews, sees_hidden
 from engine.catalogue.commands import (check_amount, CategoryChanges, NewCategory, NewProduct, NewReview, ProductChanges,
                                        ReviewModeration)
 from engine.catalogue.listing import ProductListing, search_query
-from engine.errors import ValidationError
-from engine.principal import Principal
+from engine.domain.errors import ValidationError
+from engine.domain.principal import Principal
 from web import keys
 from web.api import OPTIONAL, REQUIRED, Reply, Req, RouteTable
 from web.envelope import Pagination

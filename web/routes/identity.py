@@ -16,7 +16,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import Counter
 
-from engine.errors import Forbidden
+from engine.domain.errors import Forbidden
 from engine.identity import accounts, api_keys
 from engine.identity.accounts import Account, Tenant
 from engine.identity.login_throttle import LoginThrottle

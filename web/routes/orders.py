@@ -20,10 +20,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from engine import checkout as engine_checkout
 from engine import orders as engine_orders
 from engine.checkout import ItemRequest, OrderRequest, PlacedOrder
-from engine.errors import Forbidden, ValidationError
+from engine.domain.errors import Forbidden, ValidationError
 from engine.idempotency import ResponseSlot
-from engine.money import money, to_api
-from engine.order_status import OrderStatus, can_cancel, can_refund, parse_status
+from engine.domain.money import money, to_api
+from engine.domain.order_status import OrderStatus, can_cancel, can_refund, parse_status
 from engine.stock import StockService
 from web import keys
 from web.api import REQUIRED, Reply, Req, RouteTable

@@ -14,8 +14,8 @@ import msgspec
 from aiohttp import web
 
 from engine import refunds
-from engine.errors import Forbidden, ValidationError
-from engine.money import to_api
+from engine.domain.errors import Forbidden, ValidationError
+from engine.domain.money import to_api
 from web import keys
 from web.api import REQUIRED, Reply, Req, RouteTable
 from web.envelope import Pagination

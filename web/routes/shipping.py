@@ -15,8 +15,8 @@ import msgspec
 from engine import shipping as service
 from engine import tracking
 from engine.carrier import carrier_for
-from engine.errors import ValidationError
-from engine.money import to_api
+from engine.domain.errors import ValidationError
+from engine.domain.money import to_api
 from web import keys
 from web.api import OPTIONAL, REQUIRED, Req, RouteTable
 
