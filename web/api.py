@@ -129,6 +129,11 @@ class RouteTable:
             app.router.add_route(spec.method, spec.full_path, _endpoint(spec), name=None)
 
 
+# The tables an app was built from (openapi and the rate-limit policy check read them). Kept next
+# to RouteTable rather than in web.keys, which web.api itself imports.
+ROUTES: web.AppKey[list[RouteTable]] = web.AppKey("routes")
+
+
 # ----------------------------------------------------------------------------- decoding
 
 def _field_path(message: str) -> tuple[str, str]:

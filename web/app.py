@@ -17,7 +17,7 @@ from engine.db import Database
 from engine.identity.tokens import TokenIssuer
 from engine.settings import Settings
 from web import keys, openapi
-from web.api import RouteTable
+from web.api import ROUTES, RouteTable
 from web.auth import Authenticator
 from web.errors import error_middleware
 from web.metrics import Metrics
@@ -52,7 +52,7 @@ def create_app(settings: Settings) -> web.Application:
     tables = route_tables()
     for table in tables:
         table.register(app)
-    app[keys.ROUTES] = tables
+    app[ROUTES] = tables
     app[keys.OPENAPI] = openapi.build(spec for t in tables for spec in t.specs)
     for module in _feature_modules():
         setup = getattr(module, "setup", None)

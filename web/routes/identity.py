@@ -25,7 +25,7 @@ from engine.identity.revocation import Revocations
 from engine.identity.sessions import Session, Sessions
 from engine.identity.tokens import TokenIssuer
 from web import keys
-from web.api import PUBLIC, REQUIRED, Reply, Req, RouteTable
+from web.api import PUBLIC, REQUIRED, ROUTES, Reply, Req, RouteTable
 from web.auth import SESSION_ID, Authenticator
 from web.envelope import Pagination
 from web.ratelimit import POLICIES, RedisRateLimiter, client_address
@@ -291,7 +291,7 @@ class _RedisTrouble:
 
 def _check_policies(app: web.Application) -> None:
     """A route naming an unknown policy is a programming error: refuse to start."""
-    unknown = {s.policy for t in app[keys.ROUTES] for s in t.specs if s.policy and s.policy not in POLICIES}
+    unknown = {s.policy for t in app[ROUTES] for s in t.specs if s.policy and s.policy not in POLICIES}
     if unknown:
         raise RuntimeError(f"unknown rate-limit policies {sorted(unknown)}; known: {', '.join(POLICIES)}")
 
