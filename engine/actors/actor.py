@@ -50,7 +50,7 @@ class Supervisor(Protocol):
     max_batch: int
     retry_after: float
     counters: ActorCounters
-    on_crash: Callable[[Hashable, BaseException], None] | None
+    on_crash: Callable[[Hashable, BaseException], None]
 
     def _forget(self, actor: Actor, *, evicted: bool) -> None: ...
 
@@ -163,8 +163,7 @@ class Actor:
         except Exception as exc:
             self._registry.counters.crashed += 1
             self._stop("The engine failed on this resource; retry shortly (actor crashed).", exc)
-            if self._registry.on_crash is not None:
-                self._registry.on_crash(self.key, exc)
+            self._registry.on_crash(self.key, exc)
 
     async def _receive(self, limit: int) -> list[Letter] | None:
         """The next batch: one letter (waiting for it up to idle_seconds) plus whatever else

@@ -1,14 +1,14 @@
 """The cart (`/api/v1/cart...`), exactly as the storefront document shapes it.
 
-Every cart command of a user runs inside that user's actor (`USER_ACTORS`, installed by
-`setup`), so one user's commands, checkout included, happen one at a time in this process.
+Every cart command of a user runs inside that user's actor (`USER_ACTORS`, started by
+web.resources), so one user's commands, checkout included, happen one at a time in this process.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Annotated, AsyncIterator, Awaitable, Callable, Literal, TypeVar
+from typing import Annotated, Awaitable, Callable, Literal, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -19,13 +19,11 @@ from engine.cart import CartLine, CartView
 from engine.domain.errors import Forbidden, ValidationError
 from engine.domain.money import to_api
 from engine.domain.pricing import Quote
-from engine.user_actor import UserActors
 from web import keys
 from web.api import REQUIRED, Req, RouteTable
+from web.resources import USER_ACTORS
 
 routes = RouteTable()
-
-USER_ACTORS = web.AppKey("user_actors", UserActors)
 
 T = TypeVar("T")
 Money = Decimal  # exact; shown as a JSON number in the major unit (2500, 25.99)
@@ -33,21 +31,7 @@ Quantity = Annotated[int, msgspec.Meta(ge=1, le=10_000)]  # the business maximum
 CouponCode = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^\s*[A-Za-z0-9_-]+\s*$")]
 
 
-# ----------------------------------------------------------------------------- wiring
-
-def setup(app: web.Application) -> None:
-    app.cleanup_ctx.append(_user_actors)
-
-
-async def _user_actors(app: web.Application) -> AsyncIterator[None]:
-    settings = app[keys.SETTINGS]
-    actors = UserActors.from_settings(settings)
-    app[USER_ACTORS] = actors
-    try:
-        yield
-    finally:
-        await actors.shutdown(settings.shutdown_grace)
-
+# ----------------------------------------------------------------------------- helpers
 
 def _user(req: Req) -> UUID:
     """Carts belong to people: an API key (no user) has none."""

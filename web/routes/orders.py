@@ -1,21 +1,19 @@
 """Checkout and orders: `POST /cart/checkout`, `POST /orders` (platform), order list and
 detail, status changes, cancel. Thin: parse, call engine.checkout / engine.orders, render.
 
-`setup` installs the per-product stock actors (engine.stock.StockService) and their metrics.
-Checkout runs inside the user's actor (web.routes.cart.USER_ACTORS) so one process
-serialises one user's checkouts; money-moving POSTs honour Idempotency-Key (web.idempotency).
+Checkout runs inside the user's actor and reserves through the product actors (both started by
+web.resources), so one process serialises one user's checkouts; money-moving POSTs honour Idempotency-Key (web.idempotency).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Annotated, Any, AsyncIterator, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
 from aiohttp import web
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from engine import checkout as engine_checkout
 from engine import orders as engine_orders
@@ -24,15 +22,13 @@ from engine.domain.errors import Forbidden, ValidationError
 from engine.idempotency import ResponseSlot
 from engine.domain.money import money, to_api
 from engine.domain.order_status import OrderStatus, can_cancel, can_refund, parse_status
-from engine.stock import StockService
 from web import keys
 from web.api import REQUIRED, Reply, Req, RouteTable
 from web.envelope import Pagination
 from web.idempotency import idempotent
-from web.routes.cart import USER_ACTORS
+from web.resources import STOCK, USER_ACTORS
 
 routes = RouteTable()
-STOCK = web.AppKey("stock_service", StockService)
 
 Money = Decimal
 Text = Annotated[str, msgspec.Meta(max_length=1000)]
@@ -40,47 +36,7 @@ CouponCode = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 PaymentMethod = Literal["CARD", "BANK_TRANSFER", "EWALLET", "BALANCE"]
 
 
-# ----------------------------------------------------------------------------- wiring
-
-def setup(app: web.Application) -> None:
-    app.cleanup_ctx.append(_stock_actors)
-
-
-async def _stock_actors(app: web.Application) -> AsyncIterator[None]:
-    settings = app[keys.SETTINGS]
-    service = StockService(app[keys.DB], settings)
-    app[STOCK] = service
-    app[keys.METRICS].add_collector(lambda: _actor_metrics(app))
-    try:
-        yield
-    finally:
-        await service.shutdown(settings.shutdown_grace)
-
-
-def _actor_metrics(app: web.Application) -> list[Any]:
-    """Product actors (kind="product") and, when the cart feature installed them, user actors
-    (kind="user"): one set of metric names for every actor registry of the process."""
-    registries = [("product", app[STOCK].stats())]
-    if USER_ACTORS in app:
-        registries.append(("user", app[USER_ACTORS].stats()))
-    labels = ["kind"]
-    live = GaugeMetricFamily("actors_live", "Live actors", labels=labels)
-    depth = GaugeMetricFamily("actor_mailbox_depth", "Messages waiting in actor mailboxes", labels=labels)
-    evicted = CounterMetricFamily("actor_evictions", "Idle actors evicted", labels=labels)
-    crashed = CounterMetricFamily("actor_crashes", "Actors that crashed", labels=labels)
-    hist = HistogramMetricFamily("actor_batch_size", "Messages per actor batch", labels=labels)
-    for kind, s in registries:
-        live.add_metric([kind], s.live_actors)
-        depth.add_metric([kind], s.mailbox_depth)
-        evicted.add_metric([kind], s.evicted)
-        crashed.add_metric([kind], s.crashed)
-        buckets, running = [], 0
-        for bound, count in s.batch_sizes:
-            running += count
-            buckets.append(("+Inf" if bound == float("inf") else str(int(bound)), running))
-        hist.add_metric([kind], buckets, s.messages)
-    return [live, depth, evicted, crashed, hist]
-
+# ----------------------------------------------------------------------------- helpers
 
 def _checkout_timeout(app: web.Application) -> float:
     # The user actor must outwait the stock actors and the order transaction inside it, or a
