@@ -68,7 +68,7 @@ async def _shared_resources(app: web.Application) -> AsyncIterator[None]:
     db = Database(settings)
     await db.open()
     app[keys.DB] = db
-    app[keys.REDIS] = aioredis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0",
+    app[keys.REDIS] = aioredis.from_url(settings.redis_address,
                                         socket_timeout=2, socket_connect_timeout=2,
                                         health_check_interval=10)
     app[keys.AUTH] = Authenticator(settings, db, TokenIssuer(settings))

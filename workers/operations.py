@@ -21,7 +21,7 @@ async def queue_stats(settings: Settings) -> dict[str, float | int]:
     """Per queue: ready (waiting), delayed, dead (dead letters); outbox: rows due but unsent
     (lag_count), age in seconds of the oldest of them (lag_seconds), and rows scheduled later."""
     ns, stats = namespace_of(settings), {}
-    r = aioredis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0", socket_timeout=5)
+    r = aioredis.from_url(settings.redis_address, socket_timeout=5)
     try:
         for q in QUEUES:
             stats[f"queue.{q}.ready"] = await r.llen(f"{ns}:{q}")

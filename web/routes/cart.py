@@ -15,6 +15,7 @@ import msgspec
 from aiohttp import web
 
 from engine import cart_store
+from engine.clock import utc_now
 from engine.cart import CartLine, CartView
 from engine.domain.errors import Forbidden, ValidationError
 from engine.domain.money import to_api
@@ -43,10 +44,6 @@ def _user(req: Req) -> UUID:
 async def _as_user(req: Req, fn: Callable[[UUID], Awaitable[T]]) -> T:
     user_id = _user(req)
     return await req.app[USER_ACTORS].run(user_id, lambda: fn(user_id))
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 # ----------------------------------------------------------------------------- shapes
@@ -175,7 +172,7 @@ def _item(line: CartLine) -> CartItem:
 
 
 def _quote(req: Req, view: CartView) -> Quote:
-    return view.quote(tax_rate=req.app[keys.SETTINGS].tax_rate, now=_now())
+    return view.quote(tax_rate=req.app[keys.SETTINGS].tax_rate, now=utc_now())
 
 
 def _short(quote: Quote) -> ShortSummary:
@@ -258,7 +255,7 @@ async def clear_cart(req: Req) -> ClearCartResponse:
              errors=("VALIDATION_ERROR", "INVALID_COUPON"), summary="Apply a coupon to the cart", **_CART)
 async def apply_coupon(req: Req) -> CartResponse:
     view = await _as_user(req, lambda uid: cart_store.apply_coupon(
-        req.app[keys.DB], req.tenant_id, uid, req.body.code, now=_now()))
+        req.app[keys.DB], req.tenant_id, uid, req.body.code, now=utc_now()))
     return _cart(req, view)
 
 

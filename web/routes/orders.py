@@ -17,6 +17,7 @@ from aiohttp import web
 
 from engine import checkout as engine_checkout
 from engine import orders as engine_orders
+from engine.clock import utc_now
 from engine.checkout import ItemRequest, OrderRequest, PlacedOrder
 from engine.domain.errors import Forbidden, ValidationError
 from engine.idempotency import ResponseSlot
@@ -43,10 +44,6 @@ def _checkout_timeout(app: web.Application) -> float:
     # caller could hear 503 for a checkout that then succeeds.
     settings = app[keys.SETTINGS]
     return 2 * settings.actor_ask_timeout + settings.db_command_timeout
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 # ----------------------------------------------------------------------------- shapes
@@ -295,7 +292,7 @@ async def checkout(req: Req) -> web.StreamResponse:
     async def run(slot: ResponseSlot | None) -> CheckoutResponse:
         placed = await app[USER_ACTORS].run(user_id, lambda: engine_checkout.checkout(
             app[keys.DB], app[STOCK], app[keys.SETTINGS], tenant_id=req.tenant_id, user_id=user_id,
-            request=request, actor=req.principal.scope, now=_now(),
+            request=request, actor=req.principal.scope, now=utc_now(),
             respond=None if slot is None else slot.converting(_placed)), timeout=_checkout_timeout(app))
         return _placed(placed)
 
@@ -326,7 +323,7 @@ async def create_order(req: Req) -> web.StreamResponse:
     async def run(slot: ResponseSlot | None) -> CheckoutResponse:
         placed = await app[USER_ACTORS].run(user_id, lambda: engine_checkout.place_order(
             app[keys.DB], app[STOCK], app[keys.SETTINGS], tenant_id=req.tenant_id, user_id=user_id,
-            items=items, request=request, actor=principal.scope, now=_now(),
+            items=items, request=request, actor=principal.scope, now=utc_now(),
             respond=None if slot is None else slot.converting(_placed)), timeout=_checkout_timeout(app))
         return _placed(placed)
 
@@ -399,7 +396,7 @@ def _detail(d: engine_orders.OrderDetail, refund_period_days: int) -> OrderDetai
         status_history=[HistoryEntry(status=h["status"], changed_at=h["changed_at"], note=h["note"])
                         for h in d.history],
         can_cancel=can_cancel(status),
-        can_refund=can_refund(status, o["delivered_at"], _now(), refund_period_days)
+        can_refund=can_refund(status, o["delivered_at"], utc_now(), refund_period_days)
         and o["refunded_amount"] < o["total"],
         created_at=o["created_at"], updated_at=o["updated_at"], refunded_amount=to_api(o["refunded_amount"]),
         expires_at=o["expires_at"])

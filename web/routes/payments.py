@@ -10,6 +10,7 @@ from typing import AsyncIterator
 import msgspec
 from aiohttp import web
 
+from engine.clock import utc_now
 from engine.payments import provider_for, settlement, webhook
 from engine.payments.provider import PaymentProvider
 from engine.payments.sandbox import SandboxProvider, payment_page_view
@@ -29,10 +30,6 @@ def setup(app: web.Application) -> None:
 async def _provider(app: web.Application) -> AsyncIterator[None]:
     app[PROVIDER] = provider_for(app[keys.SETTINGS], app[keys.DB])
     yield
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 # ----------------------------------------------------------------------------- hosted page
@@ -75,8 +72,8 @@ async def _sandbox_outcome(req: Req, succeeded: bool) -> web.StreamResponse:
         return web.Response(status=404, text="<h1>Unknown payment</h1>", content_type="text/html")
     # The sandbox "provider" notifies us exactly as over HTTP: the same signed bytes, the same checks.
     body, signature = SandboxProvider(settings, db).signed_event(
-        order_id=order_id, succeeded=succeeded, amount=view["total"], currency=view["currency"], now=_now())
-    await webhook.receive(db, settings, signature, body, now=_now())
+        order_id=order_id, succeeded=succeeded, amount=view["total"], currency=view["currency"], now=utc_now())
+    await webhook.receive(db, settings, signature, body, now=utc_now())
     return web.Response(status=303, headers={"Location": f"/pay/{order_id}"})
 
 
@@ -103,7 +100,7 @@ class WebhookAck(msgspec.Struct, rename="camel"):
 async def payment_webhook(req: Req) -> WebhookAck:
     body = await req.request.read()
     outcome = await webhook.receive(req.app[keys.DB], req.app[keys.SETTINGS],
-                                    req.request.headers.get(webhook.SIGNATURE_HEADER), body, now=_now())
+                                    req.request.headers.get(webhook.SIGNATURE_HEADER), body, now=utc_now())
     return WebhookAck(received=True, outcome=outcome)
 
 
@@ -123,6 +120,6 @@ class PaymentConfirmation(msgspec.Struct, rename="camel"):
              summary="Staff: confirm a bank transfer arrived (PENDING_PAYMENT -> PAID)")
 async def confirm_payment(req: Req) -> PaymentConfirmation:
     row = await settlement.confirm_payment(req.app[keys.DB], req.tenant_id, req.params["id"],
-                                           actor=req.principal.scope, now=_now())
+                                           actor=req.principal.scope, now=utc_now())
     return PaymentConfirmation(order_id=str(row["id"]), status=row["status"], payment_status=row["payment_status"],
                                paid_at=row["paid_at"], transaction_id=row["transaction_id"])
