@@ -25,6 +25,7 @@ import asyncpg
 
 from engine import outbox, stock
 from engine.db import Database
+from engine.order_records import Order, OrderLine, OrderSummary, StatusEntry
 from engine.domain.errors import OrderNotFound
 from engine.domain.order_status import OrderStatus, check_cancellable
 from engine.domain.principal import Principal
@@ -178,7 +179,7 @@ def reader_scope(principal: Principal) -> UUID | None:
 
 
 async def list_orders(db: Database, principal: Principal, flt: OrderFilter, *, page: int,
-                      page_size: int) -> tuple[list[asyncpg.Record], int]:
+                      page_size: int) -> tuple[list[OrderSummary], int]:
     """A page of orders, newest first, and the total matching."""
     user_id = reader_scope(principal)
     where = ("o.tenant_id = $1 AND ($2::uuid IS NULL OR o.user_id = $2) AND ($3::text IS NULL OR o.status = $3)"
@@ -191,14 +192,14 @@ async def list_orders(db: Database, principal: Principal, flt: OrderFilter, *, p
             f" o.updated_at, (SELECT coalesce(sum(i.quantity), 0) FROM order_items i WHERE i.order_id = o.id)::int"
             f" AS item_count FROM orders o WHERE {where}"
             f" ORDER BY o.created_at DESC, o.id DESC LIMIT $6 OFFSET $7", *args, page_size, (page - 1) * page_size)
-    return list(rows), total
+    return [OrderSummary.from_row(r) for r in rows], total
 
 
 @dataclass(frozen=True, slots=True)
 class OrderDetail:
-    order: asyncpg.Record
-    items: list[asyncpg.Record]
-    history: list[asyncpg.Record]
+    order: Order
+    items: list[OrderLine]
+    history: list[StatusEntry]
 
 
 async def get_order(db: Database, principal: Principal, order_id: UUID) -> OrderDetail:
@@ -215,4 +216,5 @@ async def get_order(db: Database, principal: Principal, order_id: UUID) -> Order
         history = await conn.fetch(
             "SELECT status, note, changed_by, changed_at FROM order_status_history WHERE order_id = $1 ORDER BY id",
             order_id)
-    return OrderDetail(order, list(items), list(history))
+    return OrderDetail(Order.from_row(order), [OrderLine.from_row(i) for i in items],
+                       [StatusEntry(h["status"], h["note"], h["changed_by"], h["changed_at"]) for h in history])

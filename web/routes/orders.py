@@ -1,8 +1,9 @@
 """Checkout and orders: `POST /cart/checkout`, `POST /orders` (platform), order list and
 detail, status changes, cancel. Thin: parse, call engine.checkout / engine.orders, render.
 
-Checkout runs inside the user's actor and reserves through the product actors (both started by
-web.resources), so one process serialises one user's checkouts; money-moving POSTs honour Idempotency-Key (web.idempotency).
+Checkout runs inside the user's actor and reserves through the product actors (both started
+by web.resources), so one process serialises one user's checkouts; money-moving POSTs honour
+Idempotency-Key (web.idempotency).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from engine.clock import utc_now
 from engine.checkout import ItemRequest, OrderRequest, PlacedOrder
 from engine.domain.errors import Forbidden, ValidationError
 from engine.idempotency import ResponseSlot
-from engine.domain.money import money, to_api
+from engine.order_records import AddressCopy
+from engine.domain.money import to_api
 from engine.domain.order_status import OrderStatus, can_cancel, can_refund, parse_status
 from web import keys
 from web.api import REQUIRED, Reply, Req, RouteTable
@@ -355,51 +357,47 @@ async def list_orders(req: Req) -> Reply:
     rows, total = await engine_orders.list_orders(
         req.app[keys.DB], req.principal, engine_orders.OrderFilter(status, created_from, created_to),
         page=q.page, page_size=q.page_size)
-    orders = [OrderSummary(id=str(r["id"]), order_number=r["order_number"], status=r["status"],
-                           payment_status=r["payment_status"], item_count=r["item_count"], total=to_api(r["total"]),
-                           currency=r["currency"], created_at=r["created_at"], updated_at=r["updated_at"])
+    orders = [OrderSummary(id=str(r.id), order_number=r.order_number, status=r.status,
+                           payment_status=r.payment_status, item_count=r.item_count, total=to_api(r.total),
+                           currency=r.currency, created_at=r.created_at, updated_at=r.updated_at)
               for r in rows]
     return Reply(OrdersResponse(orders=orders), meta={"pagination": Pagination.of(total, q.page, q.page_size)})
 
 
+def _address(a: AddressCopy) -> ShippingAddress:
+    return ShippingAddress(recipient_name=a.recipient_name, street=a.street, city=a.city, region=a.region,
+                           country=a.country, postal_code=a.postal_code, phone=a.phone)
+
+
 def _detail(d: engine_orders.OrderDetail, refund_period_days: int) -> OrderDetailResponse:
     o = d.order
-    ship = o["shipping_address"]
-    bill = o["billing_address"]
-    method = o["shipping_method"] or {}
-    status = OrderStatus(o["status"])
+    bill = o.billing_address
+    status = OrderStatus(o.status)
     return OrderDetailResponse(
-        id=str(o["id"]), order_number=o["order_number"], status=o["status"], payment_status=o["payment_status"],
-        items=[OrderItem(id=str(i["id"]), product=ItemProduct(id=str(i["product_id"]), name=i["product_name"],
-                                                              sku=i["sku"], thumbnail_url=i["thumbnail_url"]),
-                         variant_id=str(i["variant_id"]) if i["variant_id"] else None,
-                         variant_attributes=i["variant_attributes"], quantity=i["quantity"],
-                         unit_price=to_api(i["unit_price"]), total_price=to_api(i["total_price"]))
+        id=str(o.id), order_number=o.order_number, status=o.status, payment_status=o.payment_status,
+        items=[OrderItem(id=str(i.id), product=ItemProduct(id=str(i.product_id), name=i.product_name,
+                                                           sku=i.sku, thumbnail_url=i.thumbnail_url),
+                         variant_id=str(i.variant_id) if i.variant_id else None,
+                         variant_attributes=i.variant_attributes, quantity=i.quantity,
+                         unit_price=to_api(i.unit_price), total_price=to_api(i.total_price))
                for i in d.items],
-        pricing=Pricing(subtotal=to_api(o["subtotal"]), discount=to_api(o["discount"]), shipping=to_api(o["shipping"]),
-                        tax=to_api(o["tax"]), total=to_api(o["total"]), currency=o["currency"]),
-        shipping_address=ShippingAddress(
-            recipient_name=ship.get("recipientName", ""), street=ship.get("street", ""), city=ship.get("city", ""),
-            region=ship.get("region", ""), country=ship.get("country", ""), postal_code=ship.get("postalCode", ""),
-            phone=ship.get("phone")),
+        pricing=Pricing(subtotal=to_api(o.subtotal), discount=to_api(o.discount), shipping=to_api(o.shipping),
+                        tax=to_api(o.tax), total=to_api(o.total), currency=o.currency),
+        shipping_address=_address(o.shipping_address),
         billing_address=None if bill is None else BillingAddress(
-            street=bill.get("street", ""), city=bill.get("city", ""), region=bill.get("region", ""),
-            country=bill.get("country", ""), postal_code=bill.get("postalCode", "")),
-        shipping_method=ShippingMethodView(
-            name=method.get("name", ""), carrier=method.get("carrier"),
-            estimated_delivery=o["estimated_delivery"].isoformat() if o["estimated_delivery"] else
-            method.get("estimatedDelivery")),
-        payment=PaymentView(method=o["payment_method"], transaction_id=o["transaction_id"], paid_at=o["paid_at"]),
-        applied_coupons=[CouponView(code=c["code"], discount=to_api(money(c["discount"])))
-                         for c in (o["applied_coupons"] or [])],
-        notes=o["notes"],
-        status_history=[HistoryEntry(status=h["status"], changed_at=h["changed_at"], note=h["note"])
-                        for h in d.history],
+            street=bill.street, city=bill.city, region=bill.region, country=bill.country,
+            postal_code=bill.postal_code),
+        shipping_method=ShippingMethodView(name=o.shipping_method_name, carrier=o.carrier,
+                                           estimated_delivery=o.estimated_delivery),
+        payment=PaymentView(method=o.payment_method, transaction_id=o.transaction_id, paid_at=o.paid_at),
+        applied_coupons=[CouponView(code=c.code, discount=to_api(c.discount)) for c in o.applied_coupons],
+        notes=o.notes,
+        status_history=[HistoryEntry(status=h.status, changed_at=h.changed_at, note=h.note) for h in d.history],
         can_cancel=can_cancel(status),
-        can_refund=can_refund(status, o["delivered_at"], utc_now(), refund_period_days)
-        and o["refunded_amount"] < o["total"],
-        created_at=o["created_at"], updated_at=o["updated_at"], refunded_amount=to_api(o["refunded_amount"]),
-        expires_at=o["expires_at"])
+        can_refund=can_refund(status, o.delivered_at, utc_now(), refund_period_days)
+        and o.refunded_amount < o.total,
+        created_at=o.created_at, updated_at=o.updated_at, refunded_amount=to_api(o.refunded_amount),
+        expires_at=o.expires_at)
 
 
 @routes.get("/orders/{id}", response=OrderDetailResponse, auth=REQUIRED, policy="orders",
