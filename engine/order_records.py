@@ -13,25 +13,8 @@ from decimal import Decimal
 from typing import Any, Mapping
 from uuid import UUID
 
+from engine.domain.address import PostalAddress
 from engine.domain.money import money
-
-
-@dataclass(frozen=True, slots=True)
-class AddressCopy:
-    """The address as the order kept it (engine.addresses.Address.snapshot)."""
-
-    recipient_name: str
-    street: str
-    city: str
-    region: str
-    country: str
-    postal_code: str
-    phone: str | None
-
-    @classmethod
-    def from_snapshot(cls, s: Mapping[str, Any]) -> "AddressCopy":
-        return cls(s.get("recipientName", ""), s.get("street", ""), s.get("city", ""), s.get("region", ""),
-                   s.get("country", ""), s.get("postalCode", ""), s.get("phone"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +81,8 @@ class Order:
     total: Decimal
     refunded_amount: Decimal
     currency: str
-    shipping_address: AddressCopy
-    billing_address: AddressCopy | None
+    shipping_address: PostalAddress
+    billing_address: PostalAddress | None
     shipping_method_name: str
     carrier: str | None
     estimated_delivery: str | None   # the order's own estimate (a date), else the method's text
@@ -121,8 +104,8 @@ class Order:
             id=o["id"], order_number=o["order_number"], status=o["status"], payment_status=o["payment_status"],
             subtotal=o["subtotal"], discount=o["discount"], shipping=o["shipping"], tax=o["tax"], total=o["total"],
             refunded_amount=o["refunded_amount"], currency=o["currency"],
-            shipping_address=AddressCopy.from_snapshot(o["shipping_address"]),
-            billing_address=None if bill is None else AddressCopy.from_snapshot(bill),
+            shipping_address=PostalAddress.from_snapshot(o["shipping_address"]),
+            billing_address=None if bill is None else PostalAddress.from_snapshot(bill),
             shipping_method_name=method.get("name", ""), carrier=method.get("carrier"),
             estimated_delivery=(o["estimated_delivery"].isoformat() if o["estimated_delivery"]
                                 else method.get("estimatedDelivery")),

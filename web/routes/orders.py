@@ -22,7 +22,7 @@ from engine.clock import utc_now
 from engine.checkout import ItemRequest, OrderRequest, PlacedOrder
 from engine.domain.errors import Forbidden, ValidationError
 from engine.idempotency import ResponseSlot
-from engine.order_records import AddressCopy
+from engine.domain.address import PostalAddress
 from engine.domain.money import to_api
 from engine.domain.order_status import OrderStatus, can_cancel, can_refund, parse_status
 from web import keys
@@ -364,7 +364,7 @@ async def list_orders(req: Req) -> Reply:
     return Reply(OrdersResponse(orders=orders), meta={"pagination": Pagination.of(total, q.page, q.page_size)})
 
 
-def _address(a: AddressCopy) -> ShippingAddress:
+def _address(a: PostalAddress) -> ShippingAddress:
     return ShippingAddress(recipient_name=a.recipient_name, street=a.street, city=a.city, region=a.region,
                            country=a.country, postal_code=a.postal_code, phone=a.phone)
 
