@@ -43,16 +43,16 @@ from engine.addresses import Address, address_from
 from engine.cart import CartView, cart_with_lines_query, load_cart_to_check_out
 from engine.db import Database
 from engine.idempotency import ResponseSlot, StoredResponse
-from engine.errors import (CartEmpty, Conflict, InsufficientBalance, InsufficientStock, InvalidAddress,
+from engine.domain.errors import (CartEmpty, Conflict, InsufficientBalance, InsufficientStock, InvalidAddress,
                            InvalidCoupon, ItemsUnavailable, KycRequired, MaxQuantityExceeded, ProductNotFound,
                            TooManyUnpaidOrders, UserNotFound, ValidationError, VariantNotFound)
-from engine.money import money
-from engine.order_status import OrderStatus
+from engine.domain.money import money
+from engine.domain.order_status import OrderStatus
 from engine.orders import change_status
 from engine.payments import payment_url as payment_page
-from engine.pricing import Coupon, PricedLine, Quote, price
+from engine.domain.pricing import Coupon, PricedLine, Quote, price
 from engine.settings import Settings
-from engine.shipping_rules import ItemSize, ShippingOption, pack, quote_method, validate_destination
+from engine.domain.shipping_rules import ItemSize, ShippingOption, pack, quote_method, validate_destination
 from engine.shipping_store import FIELDS as METHOD_FIELDS
 from engine.shipping_store import method_from_row
 from engine.stock import Reservation, StockLine, StockService

@@ -16,6 +16,10 @@ class SettingsError(ValueError):
     """A setting is missing or malformed."""
 
 
+# Where Redis is when REDIS_URL is unset (tests, a bare `commerce serve` next to a local Redis).
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
 def _setting(env: str, default: Any, help: str, secret: bool = False) -> Any:
     return field(default=default, metadata={"env": env, "help": help, "secret": secret})
 
@@ -131,6 +135,11 @@ class Settings:
                 default = str(f.default).lower()
             out.append((f.metadata["env"], default, f.metadata["help"]))
         return out
+
+    @property
+    def redis_address(self) -> str:
+        """REDIS_URL, or a Redis on this machine when it is unset: what every client connects to."""
+        return self.redis_url or DEFAULT_REDIS_URL
 
 
 def _coerce(name: str, raw: str, default: Any) -> Any:

@@ -24,8 +24,8 @@ from typing import Any, Awaitable, Callable
 import msgspec
 from aiohttp import web
 
-from engine.errors import Forbidden, ServiceUnavailable, Unauthorized, ValidationError
-from engine.principal import Principal
+from engine.domain.errors import Forbidden, ServiceUnavailable, Unauthorized, ValidationError
+from engine.domain.principal import Principal
 from web import keys
 from web.envelope import success
 
@@ -127,6 +127,11 @@ class RouteTable:
     def register(self, app: web.Application) -> None:
         for spec in self.specs:
             app.router.add_route(spec.method, spec.full_path, _endpoint(spec), name=None)
+
+
+# The tables an app was built from (openapi and the rate-limit policy check read them). Kept next
+# to RouteTable rather than in web.keys, which web.api itself imports.
+ROUTES: web.AppKey[list[RouteTable]] = web.AppKey("routes")
 
 
 # ----------------------------------------------------------------------------- decoding

@@ -10,7 +10,7 @@ import asyncpg
 import structlog
 from aiohttp import web
 
-from engine.errors import DomainError
+from engine.domain.errors import DomainError
 from web import keys
 from web.envelope import failure
 

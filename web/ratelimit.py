@@ -41,9 +41,9 @@ import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
 
-from engine.errors import RateLimited, ServiceUnavailable
+from engine.domain.errors import RateLimited, ServiceUnavailable
 from engine.identity.sessions import REDIS_DOWN
-from engine.principal import Principal
+from engine.domain.principal import Principal
 from engine.redis_batch import ScriptBatcher
 from engine.settings import Settings
 

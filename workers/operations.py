@@ -33,7 +33,7 @@ async def queue_stats(settings: Settings, *, redis: aioredis.Redis | None = None
     must not cost a PostgreSQL backend and a Redis client per scrape. Without them (the CLI),
     one of each is opened and closed."""
     ns, stats = namespace_of(settings), {}
-    r = redis or aioredis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0", socket_timeout=5)
+    r = redis or aioredis.from_url(settings.redis_address, socket_timeout=5)
     try:
         async with r.pipeline(transaction=False) as pipe:
             for q in QUEUES:

@@ -21,8 +21,8 @@ import asyncpg
 from engine.catalogue import views as v
 from engine.catalogue.commands import NewReview, ReviewModeration, supplied
 from engine.catalogue.products import visible_product
-from engine.errors import AlreadyReviewed, Forbidden, NotPurchased, ReviewNotFound
-from engine.principal import Principal
+from engine.domain.errors import AlreadyReviewed, Forbidden, NotPurchased, ReviewNotFound
+from engine.domain.principal import Principal
 
 SORT_COLUMNS = {"createdAt": "r.created_at", "rating": "r.rating", "helpful": "r.helpful_count"}
 

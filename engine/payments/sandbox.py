@@ -15,7 +15,7 @@ from decimal import Decimal
 from uuid import UUID
 
 from engine.db import Database
-from engine.errors import ValidationError
+from engine.domain.errors import ValidationError
 from engine.payments import pay_tokens
 from engine.payments.config import sandbox_secret
 from engine.payments.provider import PaymentLink, PaymentProvider, PaymentRequest

@@ -20,7 +20,7 @@ from decimal import Decimal
 from uuid import UUID
 
 from engine.db import Database
-from engine.errors import Conflict, InvalidSignature, NotFound, ServiceUnavailable
+from engine.domain.errors import Conflict, InvalidSignature, NotFound, ServiceUnavailable
 from engine.payments import pay_tokens
 from engine.payments.config import SANDBOX, provider_name, sandbox_secret
 from engine.payments.sandbox import payment_ref_of

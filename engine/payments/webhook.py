@@ -18,7 +18,7 @@ from decimal import Decimal, InvalidOperation
 from uuid import UUID
 
 from engine.db import Database
-from engine.errors import InvalidSignature, ValidationError
+from engine.domain.errors import InvalidSignature, ValidationError
 from engine.payments import settlement
 from engine.payments.config import webhook_secret
 from engine.settings import Settings

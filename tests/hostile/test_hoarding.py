@@ -12,7 +12,7 @@ import datetime as dt
 import pytest
 
 from engine.checkout import ItemRequest, OrderRequest, place_order
-from engine.errors import TooManyUnpaidOrders
+from engine.domain.errors import TooManyUnpaidOrders
 from engine.stock import StockService
 from tests.conftest import Api
 from tests.integration.conftest_orders import fill_cart, make_buyer, make_product, make_shipping_method, stock_of

@@ -16,8 +16,8 @@ import structlog
 from aiohttp import web
 from prometheus_client import Counter
 
-from engine.errors import Forbidden
-from engine.identity import accounts, api_keys
+from engine.domain.errors import Forbidden
+from engine.identity import api_keys, service
 from engine.identity.accounts import Account, Tenant
 from engine.identity.login_throttle import LoginThrottle
 from engine.identity.passwords import MAX_LENGTH, Passwords
@@ -25,7 +25,7 @@ from engine.identity.revocation import Revocations
 from engine.identity.sessions import Session, Sessions
 from engine.identity.tokens import TokenIssuer
 from web import keys
-from web.api import PUBLIC, REQUIRED, Reply, Req, RouteTable
+from web.api import PUBLIC, REQUIRED, ROUTES, Reply, Req, RouteTable
 from web.auth import SESSION_ID, Authenticator
 from web.envelope import Pagination
 from web.ratelimit import POLICIES, RedisRateLimiter, client_address
@@ -152,8 +152,7 @@ def _key_out(k: api_keys.ApiKey) -> ApiKeyOut:
 
 
 async def _auth_result(req: Req, account: Account, session: Session) -> AuthResult:
-    async with req.app[keys.DB].connection() as conn:
-        tenant = await accounts.tenant_by_id(conn, account.tenant_id)
+    tenant = await service.tenant(req.app[keys.DB], account.tenant_id)
     return AuthResult(access_token=session.access_token, refresh_token=session.refresh_token,
                       token_type="Bearer", expires_in=session.expires_in, user=_me(account, tenant))
 
@@ -203,9 +202,7 @@ async def logout(req: Req) -> LoggedOut:
 async def me(req: Req) -> Me:
     if req.principal.user_id is None:
         raise Forbidden("An API key has no user.")
-    async with req.app[keys.DB].connection() as conn:
-        account = await accounts.get(conn, req.tenant_id, req.principal.user_id)
-        tenant = await accounts.tenant_by_id(conn, req.tenant_id)
+    account, tenant = await service.account_and_tenant(req.app[keys.DB], req.tenant_id, req.principal.user_id)
     return _me(account, tenant)
 
 
@@ -219,9 +216,8 @@ async def create_key(req: Req) -> ApiKeyCreated:
     scopes = api_keys.check_scopes(req.body.scopes)
     if not req.principal.can("*") and not scopes <= req.principal.permissions:
         raise Forbidden("A key cannot carry scopes its creator does not hold.")
-    async with req.app[keys.DB].transaction() as conn:
-        key, plaintext = await api_keys.create(conn, req.tenant_id, req.body.name.strip(), scopes,
-                                               req.body.plan, req.principal.user_id)
+    key, plaintext = await service.create_key(req.app[keys.DB], req.tenant_id, req.body.name.strip(), scopes,
+                                            req.body.plan, req.principal.user_id)
     return ApiKeyCreated(**msgspec.structs.asdict(_key_out(key)), key=plaintext)
 
 
@@ -230,8 +226,7 @@ async def create_key(req: Req) -> ApiKeyCreated:
 async def list_keys(req: Req) -> Reply:
     _require_staff(req)
     q = req.query
-    async with req.app[keys.DB].connection() as conn:
-        found, total = await api_keys.page(conn, req.tenant_id, q.page_size, (q.page - 1) * q.page_size)
+    found, total = await service.key_page(req.app[keys.DB], req.tenant_id, page=q.page, page_size=q.page_size)
     return Reply(ApiKeyList(api_keys=[_key_out(k) for k in found]),
                  meta={"pagination": Pagination.of(total, q.page, q.page_size)})
 
@@ -240,17 +235,14 @@ async def list_keys(req: Req) -> Reply:
                errors=("API_KEY_NOT_FOUND",), tag="API keys", summary="Revoke an API key at once")
 async def revoke_key(req: Req) -> ApiKeyOut:
     _require_staff(req)
-    async with req.app[keys.DB].transaction() as conn:
-        return _key_out(await api_keys.revoke(conn, req.tenant_id, req.params["id"]))
+    return _key_out(await service.revoke_key(req.app[keys.DB], req.tenant_id, req.params["id"]))
 
 
 @routes.patch("/admin/users/{id}/kyc", body=KycIn, response=Me, auth=REQUIRED, permission="users:write",
               errors=("USER_NOT_FOUND",), tag="Users", summary="Record a KYC decision for a user")
 async def set_kyc(req: Req) -> Me:
     _require_staff(req)
-    async with req.app[keys.DB].transaction() as conn:
-        account = await accounts.set_kyc_status(conn, req.tenant_id, req.params["id"], req.body.kyc_status)
-        tenant = await accounts.tenant_by_id(conn, req.tenant_id)
+    account, tenant = await service.record_kyc(req.app[keys.DB], req.tenant_id, req.params["id"], req.body.kyc_status)
     return _me(account, tenant)
 
 
@@ -291,7 +283,7 @@ class _RedisTrouble:
 
 def _check_policies(app: web.Application) -> None:
     """A route naming an unknown policy is a programming error: refuse to start."""
-    unknown = {s.policy for t in app[keys.ROUTES] for s in t.specs if s.policy and s.policy not in POLICIES}
+    unknown = {s.policy for t in app[ROUTES] for s in t.specs if s.policy and s.policy not in POLICIES}
     if unknown:
         raise RuntimeError(f"unknown rate-limit policies {sorted(unknown)}; known: {', '.join(POLICIES)}")
 

@@ -10,7 +10,8 @@ from typing import AsyncIterator
 import msgspec
 from aiohttp import web
 
-from engine.errors import Conflict, DomainError, NotFound
+from engine.domain.errors import Conflict, DomainError, NotFound
+from engine.clock import utc_now
 from engine.payments import provider_for, sandbox_page, settlement, webhook
 from engine.payments.provider import PaymentProvider
 from web import keys
@@ -30,10 +31,6 @@ def setup(app: web.Application) -> None:
 async def _provider(app: web.Application) -> AsyncIterator[None]:
     app[PROVIDER] = provider_for(app[keys.SETTINGS], app[keys.DB])
     yield
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 # ----------------------------------------------------------------------------- hosted page
@@ -80,7 +77,7 @@ async def payment_page(req: Req) -> web.StreamResponse:
     token = req.params["token"]
     settings = req.app[keys.SETTINGS]
     try:
-        page = await sandbox_page.view(req.app[keys.DB], sandbox_page.grant_of(settings, token, now=_now()))
+        page = await sandbox_page.view(req.app[keys.DB], sandbox_page.grant_of(settings, token, now=utc_now()))
     except NotFound as exc:
         return _refusal(exc)
     actions = ""
@@ -109,13 +106,13 @@ async def _sandbox_outcome(req: Req, succeeded: bool) -> web.StreamResponse:
     token = req.params["token"]
     settings = req.app[keys.SETTINGS]
     try:
-        grant = sandbox_page.grant_of(settings, token, now=_now())
+        grant = sandbox_page.grant_of(settings, token, now=utc_now())
         form = await req.request.post() if req.request.content_type == "application/x-www-form-urlencoded" else {}
         submitted = form.get("csrf")
         if not _same_site(req.request, settings.public_base_url) or not sandbox_page.form_token_ok(
                 settings, token, submitted if isinstance(submitted, str) else None):
             return _refusal(DomainError(code="FORBIDDEN"))
-        await sandbox_page.submit(req.app[keys.DB], settings, grant, succeeded=succeeded, now=_now())
+        await sandbox_page.submit(req.app[keys.DB], settings, grant, succeeded=succeeded, now=utc_now())
     except (NotFound, Conflict) as exc:
         return _refusal(exc)
     return web.Response(status=303, headers={**_HEADERS, "Location": f"/pay/{token}"})
@@ -146,7 +143,7 @@ class WebhookAck(msgspec.Struct, rename="camel"):
 async def payment_webhook(req: Req) -> WebhookAck:
     body = await req.request.read()
     outcome = await webhook.receive(req.app[keys.DB], req.app[keys.SETTINGS],
-                                    req.request.headers.get(webhook.SIGNATURE_HEADER), body, now=_now())
+                                    req.request.headers.get(webhook.SIGNATURE_HEADER), body, now=utc_now())
     return WebhookAck(received=True, outcome=outcome)
 
 
@@ -166,6 +163,6 @@ class PaymentConfirmation(msgspec.Struct, rename="camel"):
              summary="Staff: confirm a bank transfer arrived (PENDING_PAYMENT -> PAID)")
 async def confirm_payment(req: Req) -> PaymentConfirmation:
     row = await settlement.confirm_payment(req.app[keys.DB], req.tenant_id, req.params["id"],
-                                           actor=req.principal.scope, now=_now())
+                                           actor=req.principal.scope, now=utc_now())
     return PaymentConfirmation(order_id=str(row["id"]), status=row["status"], payment_status=row["payment_status"],
                                paid_at=row["paid_at"], transaction_id=row["transaction_id"])
