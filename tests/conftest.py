@@ -84,6 +84,7 @@ def base_settings(database_url: str, redis_url: str) -> Settings:
         rate_financial=100_000,
         rate_orders=100_000,
         login_max_failures=1_000_000,  # one test's failed logins must not throttle the next (same address)
+        login_max_address_failures=1_000_000,
         log_format="console",
         log_level="warning",
         payment_webhook_secret="test-webhook-secret-0123456789abcdef",

@@ -4,7 +4,8 @@ Invariants:
 - Login answers an unknown email, a wrong password and a disabled account identically
   (InvalidCredentials, after one argon2 verification each), so neither the body nor the time
   tells them apart.
-- Failed logins are throttled per account and per address before any hash is computed.
+- Failed logins are throttled per (account, address) and, more slowly, per address, in one
+  atomic Redis step taken before any hash is computed (engine.identity.login_throttle).
 - Refresh rotates; a reused refresh token revokes its family and the family's access tokens.
 - Logout denies the access token and its session in Redis (so every process refuses them on
   the next request) and revokes the refresh family in PostgreSQL. If Redis cannot record the
@@ -76,16 +77,15 @@ class Sessions:
         return account, await self._start(account, now)
 
     async def login(self, tenant_id: UUID, email: str, password: str, address: str, now: int) -> tuple[Account, Session]:
-        blocked = await self._throttle_check(tenant_id, email, address)
+        blocked = await self._throttle_attempt(tenant_id, email, address)
         if blocked:
             raise RateLimited("Too many failed logins; retry later.", extra={"retry_after": blocked})
         async with self._db.connection() as conn:
             account = await accounts.find_by_email(conn, tenant_id, email)
         ok = await self._passwords.verify_or_dummy(account.password_hash if account else None, password)
         if not ok or account is None or account.disabled:
-            await self._throttle_call("failed", tenant_id, email, address)
-            raise InvalidCredentials()
-        await self._throttle_call("succeeded", tenant_id, email, address)
+            raise InvalidCredentials()  # the attempt was already counted as a failure
+        await self._throttle_succeeded(tenant_id, email, address)
         if self._passwords.needs_rehash(account.password_hash):
             new_hash = await self._passwords.hash(password)
             async with self._db.transaction() as conn:
@@ -121,15 +121,15 @@ class Sessions:
             async with self._db.transaction() as conn:
                 await refresh.revoke_family(conn, claims_session, principal.user_id)
 
-    async def _throttle_check(self, tenant_id: UUID, email: str, address: str) -> int:
+    async def _throttle_attempt(self, tenant_id: UUID, email: str, address: str) -> int:
         try:
-            return await self._throttle.blocked_for(tenant_id, email, address)
+            return await self._throttle.attempt(tenant_id, email, address)
         except REDIS_DOWN as exc:  # fail open: argon2 still slows guessing; logged and counted
             self._on_redis_down("login_throttle", exc)
             return 0
 
-    async def _throttle_call(self, what: str, tenant_id: UUID, email: str, address: str) -> None:
+    async def _throttle_succeeded(self, tenant_id: UUID, email: str, address: str) -> None:
         try:
-            await getattr(self._throttle, what)(tenant_id, email, address)
+            await self._throttle.succeeded(tenant_id, email, address)
         except REDIS_DOWN as exc:
             self._on_redis_down("login_throttle", exc)

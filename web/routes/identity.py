@@ -305,7 +305,8 @@ async def _identity_resources(app: web.Application) -> AsyncIterator[None]:
     app[keys.AUTH] = Authenticator(settings, db, tokens, revocations, trouble.identity)
     if settings.rate_limit_enabled:
         app[keys.LIMITER] = RedisRateLimiter(settings, redis, trouble.fail_open, trouble.refused)
-    throttle = LoginThrottle(redis, settings.redis_prefix, settings.login_max_failures, settings.login_failure_window)
+    throttle = LoginThrottle(redis, settings.redis_prefix, settings.login_max_failures, settings.login_failure_window,
+                             settings.login_max_address_failures)
     app[SESSIONS] = Sessions(settings, db, tokens, Passwords(), revocations, throttle, trouble.identity)
     yield
 
