@@ -50,6 +50,7 @@ class Settings:
     refresh_token_ttl: int = _setting("REFRESH_TOKEN_TTL", 30 * 86400, "Refresh token lifetime in seconds")
     login_max_failures: int = _setting("LOGIN_MAX_FAILURES", 5, "Failed logins per account from one address before that pair gets 429")
     login_max_address_failures: int = _setting("LOGIN_MAX_ADDRESS_FAILURES", 50, "Failed logins from one address, over all accounts, before the address gets 429")
+    account_version_ttl: int = _setting("ACCOUNT_VERSION_TTL", 300, "Seconds Redis answers an account's version (role/permissions/state) before asking PostgreSQL again; bounds how long a change goes unnoticed if Redis missed it")
     login_failure_window: int = _setting("LOGIN_FAILURE_WINDOW", 900, "Seconds failed logins are counted over")
     default_tenant: str = _setting("DEFAULT_TENANT", "default", "Tenant slug used by anonymous requests without X-Tenant")
 

@@ -55,16 +55,18 @@ class Sessions:
         self._on_redis_down = on_redis_down  # logs and counts; the engine itself does not log
 
     def _issue(self, tenant_id: UUID, user_id: UUID, role: str, permissions: frozenset[str],
-               refresh_token: str, family_id: UUID, now: int) -> Session:
+               refresh_token: str, family_id: UUID, now: int, version: int) -> Session:
         token, claims = self._tokens.issue_access(user_id=user_id, tenant_id=tenant_id, role=role,
-                                                  permissions=permissions, now=now, session_id=family_id)
+                                                  permissions=permissions, now=now, session_id=family_id,
+                                                  version=version)
         return Session(token, claims, refresh_token, self._tokens.ttl)
 
     async def _start(self, account: Account, now: int) -> Session:
         async with self._db.transaction() as conn:
             token, family = await refresh.start_family(conn, account.tenant_id, account.id,
                                                        self._settings.refresh_token_ttl)
-        return self._issue(account.tenant_id, account.id, account.role, account.permissions, token, family, now)
+        return self._issue(account.tenant_id, account.id, account.role, account.permissions, token, family, now,
+                           account.auth_version)
 
     async def register(self, tenant_id: UUID, email: str, password: str, name: str, now: int) -> tuple[Account, Session]:
         """A customer account in this tenant, logged in at once."""
@@ -102,7 +104,7 @@ class Sessions:
                 self._on_redis_down("revoke_session", exc)
             raise Unauthorized("Refresh token was already used; the session has been revoked.") from None
         return self._issue(grant.tenant_id, grant.user_id, grant.role, grant.permissions,
-                           grant.refresh_token, grant.family_id, now)
+                           grant.refresh_token, grant.family_id, now, grant.auth_version)
 
     async def logout(self, principal: Principal, session_id: UUID | None, now: int) -> None:
         """Deny the caller's access token and its session (`session_id`: the token's `sid`)."""

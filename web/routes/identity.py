@@ -18,6 +18,8 @@ from prometheus_client import Counter
 
 from engine.errors import Forbidden
 from engine.identity import accounts, api_keys
+from engine.identity.access import AccessChange, change_access
+from engine.identity.account_versions import AccountVersions
 from engine.identity.accounts import Account, Tenant
 from engine.identity.login_throttle import LoginThrottle
 from engine.identity.passwords import MAX_LENGTH, Passwords
@@ -33,6 +35,8 @@ from web.ratelimit import POLICIES, RedisRateLimiter, client_address
 log = structlog.get_logger("identity")
 routes = RouteTable()
 SESSIONS = web.AppKey("identity_sessions", Sessions)
+VERSIONS = web.AppKey("account_versions", AccountVersions)
+TROUBLE: web.AppKey["_RedisTrouble"] = web.AppKey("identity_redis_trouble")
 
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
 Password = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_LENGTH)]
@@ -132,6 +136,13 @@ class ApiKeyList(msgspec.Struct, rename="camel"):
 class PageQuery(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     page: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1
     page_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
+
+
+class AccessIn(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    role: Literal["customer", "partner", "staff"]
+    permissions: Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=64)]],
+                           msgspec.Meta(max_length=32)] = []
+    disabled: bool | None = None        # omitted: the account's state is left as it is
 
 
 class KycIn(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
@@ -254,6 +265,20 @@ async def set_kyc(req: Req) -> Me:
     return _me(account, tenant)
 
 
+@routes.patch("/admin/users/{id}/access", body=AccessIn, response=Me, auth=REQUIRED, permission="users:write",
+              errors=("USER_NOT_FOUND", "VALIDATION_ERROR", "FORBIDDEN"), tag="Users",
+              summary="Change a user's role, staff permissions or disabled state; takes effect on their next request")
+async def set_access(req: Req) -> Me:
+    _require_staff(req)
+    change = AccessChange(req.body.role, frozenset(req.body.permissions), req.body.disabled)
+    account, _ = await change_access(req.app[keys.DB], req.app[VERSIONS], req.tenant_id, req.params["id"], change,
+                                     caller_permissions=req.principal.permissions,
+                                     on_redis_down=req.app[TROUBLE].identity)
+    async with req.app[keys.DB].connection() as conn:
+        tenant = await accounts.tenant_by_id(conn, req.tenant_id)
+    return _me(account, tenant)
+
+
 # ----------------------------------------------------------------------------- wiring
 
 class _RedisTrouble:
@@ -302,7 +327,9 @@ async def _identity_resources(app: web.Application) -> AsyncIterator[None]:
     trouble = _RedisTrouble(app[keys.METRICS])
     tokens = TokenIssuer(settings)
     revocations = Revocations(redis, settings.redis_prefix, settings.access_token_ttl)
-    app[keys.AUTH] = Authenticator(settings, db, tokens, revocations, trouble.identity)
+    versions = AccountVersions(redis, settings.redis_prefix, settings.account_version_ttl)
+    app[VERSIONS], app[TROUBLE] = versions, trouble
+    app[keys.AUTH] = Authenticator(settings, db, tokens, revocations, trouble.identity, versions)
     if settings.rate_limit_enabled:
         app[keys.LIMITER] = RedisRateLimiter(settings, redis, trouble.fail_open, trouble.refused)
     throttle = LoginThrottle(redis, settings.redis_prefix, settings.login_max_failures, settings.login_failure_window,
