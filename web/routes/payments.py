@@ -53,7 +53,7 @@ _ACTIONS = """<form method="post" action="/pay/{id}/complete" style="display:inl
 <form method="post" action="/pay/{id}/fail" style="display:inline"><button>Fail payment</button></form>"""
 
 
-@pages.get("/pay/{orderId}", auth=PUBLIC, raw=True, errors=("ORDER_NOT_FOUND",), tag="Payments", summary="Sandbox hosted payment page")
+@pages.get("/pay/{orderId}", policy="pages", auth=PUBLIC, raw=True, errors=("ORDER_NOT_FOUND",), tag="Payments", summary="Sandbox hosted payment page")
 async def payment_page(req: Req) -> web.StreamResponse:
     view = await payment_page_view(req.app[keys.DB], req.params["orderId"])
     if view is None:
@@ -80,12 +80,12 @@ async def _sandbox_outcome(req: Req, succeeded: bool) -> web.StreamResponse:
     return web.Response(status=303, headers={"Location": f"/pay/{order_id}"})
 
 
-@pages.post("/pay/{orderId}/complete", auth=PUBLIC, raw=True, errors=("ORDER_NOT_FOUND",), tag="Payments", summary="Sandbox: pay")
+@pages.post("/pay/{orderId}/complete", policy="pages", auth=PUBLIC, raw=True, errors=("ORDER_NOT_FOUND",), tag="Payments", summary="Sandbox: pay")
 async def payment_complete(req: Req) -> web.StreamResponse:
     return await _sandbox_outcome(req, succeeded=True)
 
 
-@pages.post("/pay/{orderId}/fail", auth=PUBLIC, raw=True, errors=("ORDER_NOT_FOUND",), tag="Payments", summary="Sandbox: fail the payment")
+@pages.post("/pay/{orderId}/fail", policy="pages", auth=PUBLIC, raw=True, errors=("ORDER_NOT_FOUND",), tag="Payments", summary="Sandbox: fail the payment")
 async def payment_fail(req: Req) -> web.StreamResponse:
     return await _sandbox_outcome(req, succeeded=False)
 
@@ -97,7 +97,7 @@ class WebhookAck(msgspec.Struct, rename="camel"):
     outcome: str
 
 
-@routes.post("/payments/webhook", auth=PUBLIC, response=WebhookAck, tag="Payments",
+@routes.post("/payments/webhook", policy="webhooks", auth=PUBLIC, response=WebhookAck, tag="Payments",
              errors=("INVALID_SIGNATURE", "VALIDATION_ERROR", "ORDER_NOT_FOUND"),
              summary="Payment provider webhook (HMAC-signed: Payment-Signature: t=...,v1=...)")
 async def payment_webhook(req: Req) -> WebhookAck:
@@ -117,7 +117,7 @@ class PaymentConfirmation(msgspec.Struct, rename="camel"):
     transaction_id: str | None
 
 
-@routes.post("/admin/orders/{id}/confirm-payment", auth=REQUIRED, permission="orders:write",
+@routes.post("/admin/orders/{id}/confirm-payment", policy="admin", auth=REQUIRED, permission="orders:write",
              response=PaymentConfirmation, tag="Payments",
              errors=("ORDER_NOT_FOUND", "INVALID_STATUS_TRANSITION", "FORBIDDEN"),
              summary="Staff: confirm a bank transfer arrived (PENDING_PAYMENT -> PAID)")

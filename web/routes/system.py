@@ -27,12 +27,12 @@ class Readiness(msgspec.Struct):
     redis: bool
 
 
-@routes.get("/healthz", auth=NONE, response=Health, tag="System", summary="Process is alive")
+@routes.get("/healthz", policy="unlimited", auth=NONE, response=Health, tag="System", summary="Process is alive")
 async def healthz(req: Req) -> Health:
     return Health(status="ok")
 
 
-@routes.get("/readyz", auth=NONE, response=Readiness, tag="System", summary="PostgreSQL and Redis are reachable",
+@routes.get("/readyz", policy="unlimited", auth=NONE, response=Readiness, tag="System", summary="PostgreSQL and Redis are reachable",
             errors=("SERVICE_UNAVAILABLE",))
 async def readyz(req: Req) -> web.StreamResponse | Readiness:
     pg = await req.app[keys.DB].ping()
@@ -49,19 +49,19 @@ async def readyz(req: Req) -> web.StreamResponse | Readiness:
         extra={"postgres": pg, "redis": rd})
 
 
-@routes.get("/metrics", auth=NONE, tag="System", summary="Prometheus metrics", raw=True)
+@routes.get("/metrics", policy="unlimited", auth=NONE, tag="System", summary="Prometheus metrics", raw=True)
 async def metrics(req: Req) -> web.StreamResponse:
     await req.app[keys.METRICS].refresh()
     body = req.app[keys.METRICS].render()
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
-@api_routes.get("/openapi.json", auth=NONE, tag="System", summary="This API's OpenAPI 3.1 document", raw=True)
+@api_routes.get("/openapi.json", policy="pages", auth=NONE, tag="System", summary="This API's OpenAPI 3.1 document", raw=True)
 async def openapi(req: Req) -> web.StreamResponse:
     return web.json_response(req.app[keys.OPENAPI])
 
 
-@routes.get("/docs", auth=NONE, tag="System", summary="Human-readable API reference", raw=True)
+@routes.get("/docs", policy="pages", auth=NONE, tag="System", summary="Human-readable API reference", raw=True)
 async def docs(req: Req) -> web.StreamResponse:
     return web.Response(body=_DOCS_PAGE.read_bytes(), content_type="text/html")
 
