@@ -36,7 +36,8 @@ WEBHOOK_SECRET = "bench-webhook-secret-0123456789abcdef"
 # Settings for load runs: limits raised so that only the scenario under test meets a limiter.
 GENEROUS_LIMITS = {"RATE_CATALOGUE": "10000000", "RATE_CART": "10000000", "RATE_FINANCIAL": "10000000",
                    "RATE_ORDERS": "10000000", "RATE_API_KEY_STANDARD": "10000000",
-                   "RATE_API_KEY_ENTERPRISE": "10000000",
+                   "RATE_API_KEY_ENTERPRISE": "10000000", "RATE_CATEGORIES": "10000000", "RATE_SHIPPING": "10000000", "RATE_REVIEWS": "10000000",
+                   "RATE_AUTH": "10000000", "RATE_ACCOUNT": "10000000", "RATE_ADMIN": "10000000", "RATE_WEBHOOKS": "10000000", "RATE_PAGES": "10000000",
                    # Load buyers check out again and again without paying; the hoarding limit
                    # would turn their checkouts into 409s after the first few.
                    "MAX_UNPAID_ORDERS": "0"}

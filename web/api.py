@@ -24,10 +24,11 @@ from typing import Any, Awaitable, Callable
 import msgspec
 from aiohttp import web
 
-from engine.domain.errors import Forbidden, ServiceUnavailable, Unauthorized, ValidationError
+from engine.domain.errors import Forbidden, RateLimited, ServiceUnavailable, Unauthorized, ValidationError
 from engine.domain.principal import Principal
 from web import keys
 from web.envelope import success
+from web.ratelimit import RATE_LIMIT_HEADERS
 
 NONE, PUBLIC, OPTIONAL, REQUIRED = "none", "public", "optional", "required"
 _NO_TENANT = uuid.UUID(int=0)
@@ -88,7 +89,8 @@ class RouteSpec:
     errors: tuple[str, ...] = ()    # documented error codes
     auth: str = PUBLIC
     permission: str | None = None   # e.g. "products:write": a staff permission or key scope
-    policy: str | None = None       # rate-limit policy name
+    policy: str | None = None       # rate-limit policy name (web.ratelimit.POLICIES); every route has one
+    user_policy: str | None = None  # the policy for signed-in users, when theirs differs
     idempotent: bool = False        # accepts Idempotency-Key
     paginated: bool = False
     text_params: tuple[str, ...] = ()  # path params that are not UUIDs
@@ -260,8 +262,18 @@ def _endpoint(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamRe
             raise Unauthorized()
         if spec.permission and not principal.can(spec.permission):
             raise Forbidden(f"Requires `{spec.permission}` permission.")
-        limit_headers = await app[keys.LIMITER].check(request, principal, spec.policy)
-        request[keys.RATE_LIMIT_HEADERS] = limit_headers
+        policy = spec.user_policy if spec.user_policy and principal.user_id is not None else spec.policy
+        try:
+            limit_headers = await app[keys.LIMITER].check(request, principal, policy)
+        except RateLimited:
+            if spec.idempotent:
+                # A retry of a request whose answer is stored costs nothing: answer it even when
+                # the budget is spent.
+                replay = await app[keys.STORED_REPLAY](request, spec, principal)
+                if replay is not None:
+                    return replay
+            raise
+        request[RATE_LIMIT_HEADERS] = limit_headers
         params = decode_params(request, spec)
         req = Req(request=request, principal=principal, params=params)
         if spec.query is not None:

@@ -23,6 +23,7 @@ from web.app import route_tables
 RESOURCES: dict[str, dict[str, str]] = {
     "/api/v1/api-keys/{id}": {"id": "api_key"},
     "/api/v1/admin/users/{id}/kyc": {"id": "user"},
+    "/api/v1/admin/users/{id}/access": {"id": "user"},
     "/api/v1/products/{id}": {"id": "product"},
     "/api/v1/products/{id}/reviews": {"id": "product"},
     "/api/v1/products/{id}/reviews/{reviewId}/helpful": {"id": "product", "reviewId": "review"},
@@ -54,6 +55,7 @@ BODIES: dict[tuple[str, str], dict] = {
     ("PATCH", "/api/v1/products/{id}"): {"name": "pwned"},
     ("PATCH", "/api/v1/categories/{id}"): {"name": "pwned"},
     ("PATCH", "/api/v1/admin/users/{id}/kyc"): {"kycStatus": "VERIFIED"},
+    ("PATCH", "/api/v1/admin/users/{id}/access"): {"role": "staff", "permissions": ["*"]},
     ("POST", "/api/v1/products/{id}/reviews"): {"rating": 1, "content": "pwned pwned pwned"},
     ("PATCH", "/api/v1/reviews/{id}"): {"status": "REJECTED"},
     ("PATCH", "/api/v1/addresses/{id}"): {"city": "Pwned"},

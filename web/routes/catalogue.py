@@ -157,7 +157,7 @@ async def get_product(req: Req) -> v.ProductDetail:
 
 
 @routes.post("/products", body=NewProduct, response=v.ProductDetail, status=201, auth=REQUIRED,
-             permission="products:write", policy="catalogue", errors=("CONFLICT", "CATEGORY_NOT_FOUND"),
+             permission="products:write", policy="admin", errors=("CONFLICT", "CATEGORY_NOT_FOUND"),
              tag="Products", summary="Create a product")
 async def create_product(req: Req) -> v.ProductDetail:
     """Image URLs are stored as given; the server never fetches them."""
@@ -166,14 +166,14 @@ async def create_product(req: Req) -> v.ProductDetail:
 
 
 @routes.patch("/products/{id}", body=ProductChanges, response=v.ProductDetail, auth=REQUIRED,
-              permission="products:write", policy="catalogue",
+              permission="products:write", policy="admin",
               errors=("PRODUCT_NOT_FOUND", "CONFLICT", "CATEGORY_NOT_FOUND"), tag="Products",
               summary="Change the supplied fields of a product")
 async def change_product(req: Req) -> v.ProductDetail:
     return await catalogue.change_product(req.app[keys.DB], req.principal, req.params["id"], req.body)
 
 
-@routes.delete("/products/{id}", response=Deleted, auth=REQUIRED, permission="products:write", policy="catalogue",
+@routes.delete("/products/{id}", response=Deleted, auth=REQUIRED, permission="products:write", policy="admin",
                errors=("PRODUCT_NOT_FOUND",), tag="Products", summary="Soft-delete a product")
 async def delete_product(req: Req) -> Deleted:
     """Orders referencing the product are unaffected (they keep its name and sku)."""
@@ -184,7 +184,7 @@ async def delete_product(req: Req) -> Deleted:
 # ----------------------------------------------------------------------------- categories
 
 @category_routes.get("/categories", query=CategoriesQuery, response=v.CategoriesPage, auth=OPTIONAL,
-                     policy="catalogue", tag="Categories", summary="Category tree")
+                     policy="categories", tag="Categories", summary="Category tree")
 async def list_categories(req: Req) -> v.CategoriesPage:
     """`parentId` (a UUID, or `null` for the roots) picks the level; each item carries its subtree."""
     raw = req.query.parent_id
@@ -204,7 +204,7 @@ def _staff(principal: Principal) -> bool:
 
 
 @category_routes.get("/categories/{id}", query=CategoryProductsQuery, response=v.CategoryDetail, auth=OPTIONAL,
-                     policy="catalogue", paginated=True, errors=("CATEGORY_NOT_FOUND",), tag="Categories",
+                     policy="categories", paginated=True, errors=("CATEGORY_NOT_FOUND",), tag="Categories",
                      summary="Category with its products")
 async def get_category(req: Req) -> Reply:
     q: CategoryProductsQuery = req.query
@@ -215,21 +215,21 @@ async def get_category(req: Req) -> Reply:
 
 
 @category_routes.post("/categories", body=NewCategory, response=v.Category, status=201, auth=REQUIRED,
-                      permission="categories:write", policy="catalogue", errors=("CONFLICT", "CATEGORY_NOT_FOUND"),
+                      permission="categories:write", policy="admin", errors=("CONFLICT", "CATEGORY_NOT_FOUND"),
                       tag="Categories", summary="Create a category")
 async def create_category(req: Req) -> v.Category:
     return await catalogue.create_category(req.app[keys.DB], req.tenant_id, req.body)
 
 
 @category_routes.patch("/categories/{id}", body=CategoryChanges, response=v.Category, auth=REQUIRED,
-                       permission="categories:write", policy="catalogue", errors=("CONFLICT", "CATEGORY_NOT_FOUND"),
+                       permission="categories:write", policy="admin", errors=("CONFLICT", "CATEGORY_NOT_FOUND"),
                        tag="Categories", summary="Change or move a category (never into its own subtree)")
 async def change_category(req: Req) -> v.Category:
     return await catalogue.change_category(req.app[keys.DB], req.tenant_id, req.params["id"], req.body)
 
 
 @category_routes.delete("/categories/{id}", response=Deleted, auth=REQUIRED, permission="categories:write",
-                        policy="catalogue", errors=("CONFLICT", "CATEGORY_NOT_FOUND"), tag="Categories",
+                        policy="admin", errors=("CONFLICT", "CATEGORY_NOT_FOUND"), tag="Categories",
                         summary="Delete an empty category")
 async def delete_category(req: Req) -> Deleted:
     await catalogue.delete_category(req.app[keys.DB], req.tenant_id, req.params["id"])
@@ -256,7 +256,7 @@ async def list_reviews(req: Req) -> Reply:
 
 
 @review_routes.post("/products/{id}/reviews", body=NewReview, response=v.CreatedReview, status=201, auth=REQUIRED,
-                    policy="orders", errors=("NOT_PURCHASED", "PRODUCT_NOT_FOUND", "ALREADY_REVIEWED", "FORBIDDEN"),
+                    policy="reviews", errors=("NOT_PURCHASED", "PRODUCT_NOT_FOUND", "ALREADY_REVIEWED", "FORBIDDEN"),
                     tag="Reviews", summary="Review a product you received")
 async def create_review(req: Req) -> v.CreatedReview:
     """Requires a DELIVERED order of yours containing the product. (Rate policy `orders`:
@@ -267,13 +267,13 @@ async def create_review(req: Req) -> v.CreatedReview:
 
 
 @review_routes.post("/products/{id}/reviews/{reviewId}/helpful", response=v.HelpfulVote, auth=REQUIRED,
-                    policy="orders", errors=("PRODUCT_NOT_FOUND", "REVIEW_NOT_FOUND", "FORBIDDEN"), tag="Reviews",
+                    policy="reviews", errors=("PRODUCT_NOT_FOUND", "REVIEW_NOT_FOUND", "FORBIDDEN"), tag="Reviews",
                     summary="Toggle your 'helpful' mark on a review")
 async def toggle_helpful(req: Req) -> v.HelpfulVote:
     return await catalogue.toggle_helpful(req.app[keys.DB], req.principal, req.params["id"], req.params["reviewId"])
 
 
-@review_routes.get("/reviews", query=ModerationQuery, response=v.ModeratedReviews, auth=REQUIRED,
+@review_routes.get("/reviews", policy="admin", query=ModerationQuery, response=v.ModeratedReviews, auth=REQUIRED,
                    permission="reviews:write", paginated=True, tag="Reviews", summary="Moderation queue")
 async def moderation_queue(req: Req) -> Reply:
     q: ModerationQuery = req.query
@@ -282,7 +282,7 @@ async def moderation_queue(req: Req) -> Reply:
     return Reply(v.ModeratedReviews(reviews=items), meta={"pagination": Pagination.of(total, q.page, q.page_size)})
 
 
-@review_routes.patch("/reviews/{id}", body=ReviewModeration, response=v.Review, auth=REQUIRED,
+@review_routes.patch("/reviews/{id}", policy="admin", body=ReviewModeration, response=v.Review, auth=REQUIRED,
                      permission="reviews:write", errors=("REVIEW_NOT_FOUND",), tag="Reviews",
                      summary="Publish or reject a review; answer it")
 async def moderate_review(req: Req) -> v.Review:

@@ -305,7 +305,7 @@ async def checkout(req: Req) -> web.StreamResponse:
 # The platform document's endpoint: its budget is the API key plan's (and the order operations'
 # 100/min for users), not the storefront's 2/min for the cart checkout button.
 @routes.post("/orders", body=CreateOrderRequest, response=CheckoutResponse, status=201, auth=REQUIRED,
-             policy="orders", idempotent=True,
+             policy="orders", user_policy="financial", idempotent=True,
              errors=CHECKOUT_ERRORS + ("PRODUCT_NOT_FOUND", "VARIANT_NOT_FOUND", "USER_NOT_FOUND",
                                        "MAX_QUANTITY_EXCEEDED", "FORBIDDEN"),
              tag="Orders", summary="Create an order from items (for yourself, or for a customer with orders:write)")

@@ -71,7 +71,7 @@ def _refusal(exc: DomainError) -> web.Response:
     return _html(status, f"<!doctype html><title>{title}</title><h1>{title}</h1>")
 
 
-@pages.get("/pay/{token}", auth=PUBLIC, raw=True, text_params=("token",), errors=("NOT_FOUND",), tag="Payments",
+@pages.get("/pay/{token}", policy="pages", auth=PUBLIC, raw=True, text_params=("token",), errors=("NOT_FOUND",), tag="Payments",
            summary="Sandbox hosted payment page (the token from paymentUrl)")
 async def payment_page(req: Req) -> web.StreamResponse:
     token = req.params["token"]
@@ -118,13 +118,13 @@ async def _sandbox_outcome(req: Req, succeeded: bool) -> web.StreamResponse:
     return web.Response(status=303, headers={**_HEADERS, "Location": f"/pay/{token}"})
 
 
-@pages.post("/pay/{token}/complete", auth=PUBLIC, raw=True, text_params=("token",),
+@pages.post("/pay/{token}/complete", policy="pages", auth=PUBLIC, raw=True, text_params=("token",),
             errors=("NOT_FOUND", "FORBIDDEN", "CONFLICT"), tag="Payments", summary="Sandbox: pay")
 async def payment_complete(req: Req) -> web.StreamResponse:
     return await _sandbox_outcome(req, succeeded=True)
 
 
-@pages.post("/pay/{token}/fail", auth=PUBLIC, raw=True, text_params=("token",),
+@pages.post("/pay/{token}/fail", policy="pages", auth=PUBLIC, raw=True, text_params=("token",),
             errors=("NOT_FOUND", "FORBIDDEN", "CONFLICT"), tag="Payments", summary="Sandbox: fail the payment")
 async def payment_fail(req: Req) -> web.StreamResponse:
     return await _sandbox_outcome(req, succeeded=False)
@@ -137,7 +137,7 @@ class WebhookAck(msgspec.Struct, rename="camel"):
     outcome: str
 
 
-@routes.post("/payments/webhook", auth=PUBLIC, response=WebhookAck, tag="Payments",
+@routes.post("/payments/webhook", policy="webhooks", auth=PUBLIC, response=WebhookAck, tag="Payments",
              errors=("INVALID_SIGNATURE", "VALIDATION_ERROR", "ORDER_NOT_FOUND"),
              summary="Payment provider webhook (HMAC-signed: Payment-Signature: t=...,v1=...)")
 async def payment_webhook(req: Req) -> WebhookAck:
@@ -157,7 +157,7 @@ class PaymentConfirmation(msgspec.Struct, rename="camel"):
     transaction_id: str | None
 
 
-@routes.post("/admin/orders/{id}/confirm-payment", auth=REQUIRED, permission="orders:write",
+@routes.post("/admin/orders/{id}/confirm-payment", policy="admin", auth=REQUIRED, permission="orders:write",
              response=PaymentConfirmation, tag="Payments",
              errors=("ORDER_NOT_FOUND", "INVALID_STATUS_TRANSITION", "FORBIDDEN"),
              summary="Staff: confirm a bank transfer arrived (PENDING_PAYMENT -> PAID)")

@@ -151,7 +151,7 @@ async def request_refund(req: Req) -> web.StreamResponse:
 
 # ----------------------------------------------------------------------------- staff
 
-@routes.get("/admin/refunds", query=RefundsQuery, response=RefundsResponse, auth=REQUIRED, paginated=True,
+@routes.get("/admin/refunds", policy="admin", query=RefundsQuery, response=RefundsResponse, auth=REQUIRED, paginated=True,
             errors=("VALIDATION_ERROR", "FORBIDDEN"), tag="Refunds",
             summary="Staff: refund requests, newest first (orders:read or orders:write)")
 async def list_refunds(req: Req) -> Reply:
@@ -164,7 +164,7 @@ async def list_refunds(req: Req) -> Reply:
                  meta={"pagination": Pagination.of(total, q.page, q.page_size)})
 
 
-@routes.post("/admin/refunds/{id}/approve", body=ApproveIn, response=StaffRefundOut, auth=REQUIRED,
+@routes.post("/admin/refunds/{id}/approve", policy="admin", body=ApproveIn, response=StaffRefundOut, auth=REQUIRED,
              permission="orders:write",
              errors=("VALIDATION_ERROR", "REFUND_NOT_FOUND", "CONFLICT", "FORBIDDEN"), tag="Refunds",
              summary="Staff: approve a request (optionally a smaller amount); a job then refunds it")
@@ -174,7 +174,7 @@ async def approve_refund(req: Req) -> StaffRefundOut:
     return _staff(view)
 
 
-@routes.post("/admin/refunds/{id}/reject", body=RejectIn, response=StaffRefundOut, auth=REQUIRED,
+@routes.post("/admin/refunds/{id}/reject", policy="admin", body=RejectIn, response=StaffRefundOut, auth=REQUIRED,
              permission="orders:write",
              errors=("VALIDATION_ERROR", "REFUND_NOT_FOUND", "CONFLICT", "FORBIDDEN"), tag="Refunds",
              summary="Staff: reject a request with a reason")

@@ -29,7 +29,7 @@ Country = Annotated[str, msgspec.Meta(max_length=8)]        # the shape is check
 PostalCode = Annotated[str, msgspec.Meta(max_length=32)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Days = Annotated[int, msgspec.Meta(ge=0, le=365)]
-_STAFF = dict(auth=REQUIRED, permission="shipping:write", tag="Shipping")
+_STAFF = dict(auth=REQUIRED, permission="shipping:write", tag="Shipping", policy="admin")
 
 
 def _number(value: Decimal | int) -> Decimal | int:
@@ -129,7 +129,7 @@ class CalculateShippingResponse(msgspec.Struct, rename="camel"):
 
 
 @routes.get("/shipping/methods", query=MethodsQuery, response=ShippingMethodsResponse, auth=OPTIONAL,
-            policy="catalogue", errors=("VALIDATION_ERROR", "SHIPPING_NOT_AVAILABLE", "CART_NOT_FOUND"),
+            policy="shipping", errors=("VALIDATION_ERROR", "SHIPPING_NOT_AVAILABLE", "CART_NOT_FOUND"),
             tag="Shipping", summary="Shipping methods serving a destination")
 async def list_methods(req: Req) -> ShippingMethodsResponse:
     q = req.query
@@ -145,7 +145,7 @@ async def list_methods(req: Req) -> ShippingMethodsResponse:
 
 
 @routes.post("/shipping/calculate", body=CalculateShippingRequest, response=CalculateShippingResponse,
-             auth=OPTIONAL, policy="catalogue",
+             auth=OPTIONAL, policy="shipping",
              errors=("VALIDATION_ERROR", "INVALID_DESTINATION", "PRODUCT_NOT_FOUND", "CART_NOT_FOUND"),
              tag="Shipping", summary="Shipping options, prices and dates for items or a cart")
 async def calculate(req: Req) -> CalculateShippingResponse:

@@ -27,12 +27,12 @@ class Readiness(msgspec.Struct):
     redis: bool
 
 
-@routes.get("/healthz", auth=NONE, response=Health, tag="System", summary="Process is alive")
+@routes.get("/healthz", policy="unlimited", auth=NONE, response=Health, tag="System", summary="Process is alive")
 async def healthz(req: Req) -> Health:
     return Health(status="ok")
 
 
-@routes.get("/readyz", auth=NONE, response=Readiness, tag="System", summary="PostgreSQL and Redis are reachable",
+@routes.get("/readyz", policy="unlimited", auth=NONE, response=Readiness, tag="System", summary="PostgreSQL and Redis are reachable",
             errors=("SERVICE_UNAVAILABLE",))
 async def readyz(req: Req) -> web.StreamResponse | Readiness:
     pg = await req.app[keys.DB].ping()
@@ -49,7 +49,7 @@ async def readyz(req: Req) -> web.StreamResponse | Readiness:
         extra={"postgres": pg, "redis": rd})
 
 
-@routes.get("/metrics", auth=NONE, tag="System", raw=True, errors=("NOT_FOUND",),
+@routes.get("/metrics", policy="unlimited", auth=NONE, tag="System", raw=True, errors=("NOT_FOUND",),
             summary="Prometheus metrics (404 here when METRICS_PORT gives them their own listener)")
 async def metrics(req: Req) -> web.StreamResponse:
     if req.app[keys.SETTINGS].metrics_port:
@@ -75,12 +75,12 @@ def metrics_listener(api: web.Application) -> web.Application:
     return app
 
 
-@api_routes.get("/openapi.json", auth=NONE, tag="System", summary="This API's OpenAPI 3.1 document", raw=True)
+@api_routes.get("/openapi.json", policy="pages", auth=NONE, tag="System", summary="This API's OpenAPI 3.1 document", raw=True)
 async def openapi(req: Req) -> web.StreamResponse:
     return web.json_response(req.app[keys.OPENAPI])
 
 
-@routes.get("/docs", auth=NONE, tag="System", summary="Human-readable API reference", raw=True)
+@routes.get("/docs", policy="pages", auth=NONE, tag="System", summary="Human-readable API reference", raw=True)
 async def docs(req: Req) -> web.StreamResponse:
     return web.Response(body=_DOCS_PAGE.read_bytes(), content_type="text/html")
 
