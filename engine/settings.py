@@ -111,6 +111,14 @@ class Settings:
     dead_letter_ttl: float = _setting("DEAD_LETTER_TTL", 604800.0, "Seconds dead-lettered jobs are kept for an operator to retry")
     scheduler_tick_seconds: float = _setting("SCHEDULER_TICK_SECONDS", 15.0, "Period of the expiry sweep and tracking sync")
 
+    # Event webhooks (issue 19).
+    webhook_timeout_seconds: float = _setting("WEBHOOK_TIMEOUT_SECONDS", 10.0, "Seconds a webhook receiver has to answer one delivery (connect + response)")
+    webhook_backoff_base_seconds: float = _setting("WEBHOOK_BACKOFF_BASE_SECONDS", 30.0, "Wait after a webhook delivery's first failure; doubles per attempt")
+    webhook_backoff_max_seconds: float = _setting("WEBHOOK_BACKOFF_MAX_SECONDS", 3600.0, "Longest wait between two attempts of one webhook delivery")
+    webhook_retry_window_seconds: float = _setting("WEBHOOK_RETRY_WINDOW_SECONDS", 86400.0, "After this long failing, a delivery gives up and its subscription is marked FAILING")
+    webhook_response_cap_bytes: int = _setting("WEBHOOK_RESPONSE_CAP_BYTES", 4096, "Most bytes of a webhook receiver's response body read (and kept for the log)")
+    webhook_batch: int = _setting("WEBHOOK_BATCH", 50, "Most deliveries one webhook job sends before handing the subscription to the next job")
+
     dev_mode: bool = _setting("DEV_MODE", False, "Set by `commerce dev`: allows dev defaults for secrets and seeds demo accounts")
 
     @classmethod

@@ -16,7 +16,7 @@ from dramatiq.middleware.asyncio import AsyncIO
 
 from engine.payments import provider_for
 from engine.settings import Settings
-from workers import jobs, jobs_fulfilment
+from workers import jobs, jobs_fulfilment, jobs_webhooks
 from workers.broker import BrokerTuning, build_broker
 from workers.middleware.background import BackgroundLoops
 from workers.middleware.database import DatabasePool
@@ -39,6 +39,7 @@ class Assembly:
     def scheduler(self) -> Scheduler:
         tasks = jobs.periodic_tasks(self.actors, self.settings.scheduler_tick_seconds)
         tasks += jobs_fulfilment.periodic_tasks(self.actors, self.settings.scheduler_tick_seconds)
+        tasks += jobs_webhooks.periodic_tasks(self.actors, self.settings.scheduler_tick_seconds)
         return Scheduler(self.resources.redis, self.settings.redis_prefix, tasks)
 
 
@@ -59,5 +60,6 @@ def assemble(settings: Settings, *, tuning: BrokerTuning | None = None, backgrou
     asm = Assembly(settings, broker, resources)
     asm.actors = jobs.declare_actors(broker, resources)
     asm.actors.update(jobs_fulfilment.declare_actors(broker, resources))
+    asm.actors.update(jobs_webhooks.declare_actors(broker, resources))
     holder.append(asm)
     return asm

@@ -95,3 +95,7 @@ TenantNotFound = _error("TenantNotFound", "TENANT_NOT_FOUND", "Tenant not found.
 
 # Actors.
 ActorUnavailable = _error("ActorUnavailable", "SERVICE_UNAVAILABLE", "The engine is busy; retry shortly.")
+
+# Event webhooks (issue 19).
+WebhookSubscriptionNotFound = _error("WebhookSubscriptionNotFound", "WEBHOOK_SUBSCRIPTION_NOT_FOUND", "Webhook subscription not found.")
+WebhookDeliveryNotFound = _error("WebhookDeliveryNotFound", "WEBHOOK_DELIVERY_NOT_FOUND", "Webhook delivery not found.")

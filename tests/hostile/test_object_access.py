@@ -42,6 +42,11 @@ RESOURCES: dict[str, dict[str, str]] = {
     "/api/v1/shipping/methods/{id}": {"id": "shipping_method"},
     "/api/v1/admin/refunds/{id}/approve": {"id": "refund_request"},
     "/api/v1/admin/refunds/{id}/reject": {"id": "refund_request"},
+    "/api/v1/webhooks/subscriptions/{id}": {"id": "webhook_subscription"},
+    "/api/v1/webhooks/subscriptions/{id}/deliveries": {"id": "webhook_subscription"},
+    "/api/v1/webhooks/subscriptions/{id}/ping": {"id": "webhook_subscription"},
+    "/api/v1/webhooks/subscriptions/{id}/deliveries/{deliveryId}/resend": {"id": "webhook_subscription",
+                                                                          "deliveryId": "webhook_delivery"},
 }
 # Routes whose path parameter is not another party's object, with the reason.
 NOT_OBJECTS = {
@@ -68,9 +73,11 @@ BODIES: dict[tuple[str, str], dict] = {
     ("PATCH", "/api/v1/shipping/methods/{id}"): {"name": "pwned"},
     ("POST", "/api/v1/admin/refunds/{id}/approve"): {},
     ("POST", "/api/v1/admin/refunds/{id}/reject"): {"reason": "pwned"},
+    ("PATCH", "/api/v1/webhooks/subscriptions/{id}"): {"url": "http://127.0.0.1:9/pwned"},
 }
 TABLES = ("users", "products", "stock", "categories", "reviews", "addresses", "carts", "cart_items", "coupons",
-          "orders", "order_items", "api_keys", "payments", "shipping_methods", "refund_requests")
+          "orders", "order_items", "api_keys", "payments", "shipping_methods", "refund_requests",
+          "webhook_subscriptions", "webhook_deliveries")
 
 
 def id_routes() -> list:
@@ -119,6 +126,12 @@ async def _resources(api: Api, db, tenant, owner, staff) -> dict[str, str]:
         " VALUES ($1, 'Courier', 'sandbox', 1, 3, 'RUB', '[{\"countries\": [\"RU\"]}]'::jsonb,"
         " '[{\"maxGrams\": null, \"price\": \"300\"}]'::jsonb) RETURNING id", tenant.id)
     out["shipping_method"] = str(method)
+    hook = await api.post("/api/v1/webhooks/subscriptions", as_=staff, json={
+        "url": "http://127.0.0.1:9/hook", "events": ["order.paid"]})
+    if hook.status == 201:
+        out["webhook_subscription"] = hook.data["id"]
+        out["webhook_delivery"] = str((await api.post(f"/api/v1/webhooks/subscriptions/{hook.data['id']}/ping",
+                                                      as_=staff)).data["id"])
     order = await api.post("/api/v1/cart/checkout", as_=owner, json={
         "shippingAddressId": out["address"], "shippingMethodId": str(method), "paymentMethod": "CARD"})
     if order.status == 201:
