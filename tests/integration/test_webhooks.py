@@ -234,3 +234,29 @@ async def test_stock_events_fire_on_crossing_only_and_shops_without_webhooks_wri
                           " WHERE d.subscription_id = $1::uuid ORDER BY d.id", sub["id"])
     assert [(r["type"], json.loads(r["data"])["available"]) for r in rows] == [
         ("stock.low", 2), ("stock.out", 0), ("stock.low", 1)]
+
+
+async def test_an_api_key_with_the_webhooks_scope_manages_subscriptions_and_another_tenant_sees_none(
+        api, tenant, db, receiver, base_settings):
+    import secrets as _secrets
+
+    from tests.conftest import Tenant
+    staff = await tenant.user("staff")
+    key = (await api.post("/api/v1/api-keys", as_=staff, json={"name": "erp", "scopes": ["webhooks:write"]})).data
+    reader = (await api.post("/api/v1/api-keys", as_=staff, json={"name": "ro", "scopes": ["orders:read"]})).data
+    headers = {"X-API-Key": key["key"]}
+    r = await api.post(SUBS, headers=headers, json={"url": receiver.url, "events": ["order.paid", "stock.out"]})
+    assert r.status == 201, r.body
+    assert (await api.get(SUBS, headers={"X-API-Key": reader["key"]})).status == 403
+    paused = await api.patch(f"{SUBS}/{r.data['id']}", headers=headers, json={"status": "PAUSED"})
+    assert paused.status == 200 and paused.data["status"] == "PAUSED"
+    # A paused subscription captures nothing.
+    pid = await make_product(db, tenant.id, price="10", stock=1)
+    await db.execute("UPDATE stock SET on_hand = 0 WHERE product_id = $1", pid)
+    assert await db.fetchval("SELECT count(*) FROM webhook_events WHERE tenant_id = $1", tenant.id) == 0
+    slug = f"t-o-{_secrets.token_hex(5)}"
+    other = Tenant(await db.fetchval("INSERT INTO tenants (slug, name) VALUES ($1, $1) RETURNING id", slug),
+                   slug, db, base_settings)
+    other_staff = await other.user("staff")
+    assert (await api.get(SUBS, as_=other_staff, headers={"X-Tenant": slug})).data["subscriptions"] == []
+    assert (await api.get(f"{SUBS}/{r.data['id']}", as_=other_staff, headers={"X-Tenant": slug})).status == 404
