@@ -111,7 +111,9 @@ BEGIN
                               'paymentStatus', o.payment_status, 'total', o.total, 'currency', o.currency,
                               'note', NEW.note, 'changedAt', NEW.changed_at)
       INTO v_data FROM orders o WHERE o.id = NEW.order_id;
-    PERFORM webhook_capture(NEW.tenant_id, v_type, v_data);
+    -- Never fail the business transaction over the event's decoration.
+    PERFORM webhook_capture(NEW.tenant_id, v_type,
+                            coalesce(v_data, jsonb_build_object('orderId', NEW.order_id, 'status', NEW.status)));
     RETURN NULL;
 END $$;
 CREATE TRIGGER webhook_order_status AFTER INSERT ON order_status_history

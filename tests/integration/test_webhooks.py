@@ -260,3 +260,26 @@ async def test_an_api_key_with_the_webhooks_scope_manages_subscriptions_and_anot
     other_staff = await other.user("staff")
     assert (await api.get(SUBS, as_=other_staff, headers={"X-Tenant": slug})).data["subscriptions"] == []
     assert (await api.get(f"{SUBS}/{r.data['id']}", as_=other_staff, headers={"X-Tenant": slug})).status == 404
+
+
+async def test_cancel_refund_and_edit_events_are_captured_and_summary_updates_are_not(api, tenant, db, receiver):
+    staff = await tenant.user("staff")
+    sub = await _subscribe(api, staff, receiver.url, ["order.cancelled", "refund.requested", "refund.approved",
+                                                      "product.updated"])
+    pid = await make_product(db, tenant.id, price="1000", stock=10)
+    method = await make_shipping_method(db, tenant.id)
+    buyer = await make_buyer(tenant, db, [(pid, 1)])
+    oid = (await api.post("/api/v1/cart/checkout", as_=buyer.user, json=buyer.body(method))).data["orderId"]
+    r = await api.post(f"/api/v1/orders/{oid}/cancel", as_=buyer.user, json={"reason": "changed my mind"})
+    assert r.status == 200, r.body
+    await db.execute("UPDATE products SET rating_count = rating_count + 1, units_sold = units_sold + 1 WHERE id = $1",
+                     pid)
+    await db.execute("UPDATE products SET name = 'Edited' WHERE id = $1", pid)
+    rid = await db.fetchval("INSERT INTO refund_requests (tenant_id, order_id, user_id, reason, requested_amount)"
+                            " VALUES ($1, $2::uuid, $3, 'broken', 5) RETURNING id", tenant.id, oid, buyer.user.id)
+    await db.execute("UPDATE refund_requests SET review_note = 'looking' WHERE id = $1", rid)
+    await db.execute("UPDATE refund_requests SET status = 'APPROVED', approved_amount = 5 WHERE id = $1", rid)
+    rows = await db.fetch("SELECT e.type, e.data FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id"
+                          " WHERE d.subscription_id = $1::uuid ORDER BY d.id", sub["id"])
+    assert [r["type"] for r in rows] == ["order.cancelled", "product.updated", "refund.requested", "refund.approved"]
+    assert json.loads(rows[3]["data"])["approvedAmount"] == 5
