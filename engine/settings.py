@@ -118,6 +118,7 @@ class Settings:
     webhook_retry_window_seconds: float = _setting("WEBHOOK_RETRY_WINDOW_SECONDS", 86400.0, "After this long failing, a delivery gives up and its subscription is marked FAILING")
     webhook_response_cap_bytes: int = _setting("WEBHOOK_RESPONSE_CAP_BYTES", 4096, "Most bytes of a webhook receiver's response body read (and kept for the log)")
     webhook_batch: int = _setting("WEBHOOK_BATCH", 50, "Most deliveries one webhook job sends before handing the subscription to the next job")
+    webhook_log_days: float = _setting("WEBHOOK_LOG_DAYS", 30.0, "Days finished webhook deliveries (and their events) stay in the delivery log")
 
     dev_mode: bool = _setting("DEV_MODE", False, "Set by `commerce dev`: allows dev defaults for secrets and seeds demo accounts")
 

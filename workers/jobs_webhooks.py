@@ -25,6 +25,7 @@ from workers.webhook_http import WebhookClient
 log = structlog.get_logger("workers.jobs_webhooks")
 
 SWEEP_WEBHOOKS = "sweep_webhooks"   # periodic: wake subscriptions whose kick was lost
+PURGE_WEBHOOK_LOG = "purge_webhook_log"   # periodic: finished deliveries past WEBHOOK_LOG_DAYS
 WEBHOOKS_QUEUE = "webhooks"
 QUEUES = (WEBHOOKS_QUEUE,)
 
@@ -64,9 +65,17 @@ def declare_actors(broker: dramatiq.Broker, res: WorkerResources) -> dict[str, d
         if due:
             log.info("webhook sweep woke subscriptions", count=len(due))
 
-    return {a.actor_name: a for a in (deliver_webhooks, sweep_webhooks)}
+    @actor(PURGE_WEBHOOK_LOG, WEBHOOKS_QUEUE, max_retries=0, time_limit=5 * MINUTE, throws=())
+    async def purge_webhook_log() -> None:
+        await res.ready()
+        purged = await deliveries.purge_log(res.db, older_than_days=res.settings.webhook_log_days)
+        if purged:
+            log.info("purged webhook delivery log", count=purged)
+
+    return {a.actor_name: a for a in (deliver_webhooks, sweep_webhooks, purge_webhook_log)}
 
 
 def periodic_tasks(actors: dict[str, dramatiq.Actor], tick_seconds: float) -> list[PeriodicTask]:
-    """The scheduler entry of this module: the webhook sweep, every `tick_seconds`."""
-    return [periodic("webhook_sweep", tick_seconds, actors[SWEEP_WEBHOOKS])]
+    """The scheduler entries of this module, every `tick_seconds`: the webhook sweep and log purge."""
+    return [periodic("webhook_sweep", tick_seconds, actors[SWEEP_WEBHOOKS]),
+            periodic("webhook_log_purge", tick_seconds, actors[PURGE_WEBHOOK_LOG])]

@@ -64,6 +64,7 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (subscription_id, id) WHERE status = 'PENDING';
 CREATE INDEX webhook_deliveries_log ON webhook_deliveries (subscription_id, id DESC);
 CREATE INDEX webhook_deliveries_event ON webhook_deliveries (event_id);
+CREATE INDEX webhook_deliveries_finished ON webhook_deliveries (created_at) WHERE status <> 'PENDING';  -- the log purge
 
 -- Record event `p_type` for every ACTIVE subscription of the tenant that wants it; nothing at all
 -- when none does. p_stock_old/new: for stock.low only, each subscription's own threshold decides.

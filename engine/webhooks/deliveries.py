@@ -161,3 +161,17 @@ async def due_subscriptions(db: Database, *, limit: int = 1000) -> list[UUID]:
     return [r["id"] for r in rows]
 
 
+
+
+async def purge_log(db: Database, *, older_than_days: float) -> int:
+    """Drop finished deliveries older than the retention, then events no delivery points at;
+    returns the deliveries removed. PENDING ones are never dropped."""
+    async with db.transaction() as conn:
+        removed = await conn.fetchval(
+            "WITH gone AS (DELETE FROM webhook_deliveries WHERE status <> 'PENDING'"
+            " AND created_at < now() - make_interval(secs => $1) RETURNING event_id),"
+            " events AS (DELETE FROM webhook_events e WHERE e.id IN (SELECT event_id FROM gone)"
+            " AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id"
+            " AND d.event_id NOT IN (SELECT event_id FROM gone)))"
+            " SELECT count(*) FROM gone", older_than_days * 86400)
+    return removed

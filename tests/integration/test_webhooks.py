@@ -283,3 +283,19 @@ async def test_cancel_refund_and_edit_events_are_captured_and_summary_updates_ar
                           " WHERE d.subscription_id = $1::uuid ORDER BY d.id", sub["id"])
     assert [r["type"] for r in rows] == ["order.cancelled", "product.updated", "refund.requested", "refund.approved"]
     assert json.loads(rows[3]["data"])["approvedAmount"] == 5
+
+
+async def test_the_log_purge_drops_old_finished_deliveries_and_their_events_only(api, tenant, db, database, fast,
+                                                                                 receiver):
+    staff = await tenant.user("staff")
+    sub = await _subscribe(api, staff, receiver.url, ["order.paid"])
+    old = (await api.post(f"{SUBS}/{sub['id']}/ping", as_=staff)).data
+    await deliver(database, fast, sub["id"])
+    receiver.hang = True
+    pending = (await api.post(f"{SUBS}/{sub['id']}/ping", as_=staff)).data
+    await db.execute("UPDATE webhook_deliveries SET created_at = now() - interval '40 days'"
+                     " WHERE subscription_id = $1::uuid", sub["id"])
+    assert await engine_deliveries.purge_log(database, older_than_days=30) >= 1
+    left = await db.fetch("SELECT id FROM webhook_deliveries WHERE subscription_id = $1::uuid", sub["id"])
+    assert [r["id"] for r in left] == [pending["id"]]
+    assert await db.fetchval("SELECT count(*) FROM webhook_events WHERE id = $1::uuid", old["eventId"]) == 0
