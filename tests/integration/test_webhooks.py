@@ -299,3 +299,21 @@ async def test_the_log_purge_drops_old_finished_deliveries_and_their_events_only
     left = await db.fetch("SELECT id FROM webhook_deliveries WHERE subscription_id = $1::uuid", sub["id"])
     assert [r["id"] for r in left] == [pending["id"]]
     assert await db.fetchval("SELECT count(*) FROM webhook_events WHERE id = $1::uuid", old["eventId"]) == 0
+
+
+async def test_a_name_resolving_to_loopback_is_refused_at_connect_time(receiver):
+    """DNS can be re-pointed after validation: the resolver aiohttp connects through refuses it."""
+    import aiohttp
+
+    from workers.webhook_http import GuardedResolver, _blocked
+    port = receiver.url.split(":")[2].split("/")[0]
+    connector = aiohttp.TCPConnector(resolver=GuardedResolver(allow_private=False), use_dns_cache=False)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        with pytest.raises(aiohttp.ClientError) as caught:
+            await session.post(f"http://localhost:{port}/hook", data=b"{}")
+    assert _blocked(caught.value)
+    assert receiver.got == []
+    open_resolver = aiohttp.TCPConnector(resolver=GuardedResolver(allow_private=True), use_dns_cache=False)
+    async with aiohttp.ClientSession(connector=open_resolver) as session:
+        async with session.post(f"http://localhost:{port}/hook", data=b"{}") as r:
+            assert r.status == 200
