@@ -33,16 +33,6 @@ async def lock_order(conn: asyncpg.Connection, order_id: UUID, tenant_id: UUID |
     return await orders.lock_order(conn, order_id, tenant_id=tenant_id)
 
 
-async def record_payment_intent(conn: asyncpg.Connection, *, tenant_id: UUID, order_id: UUID, provider: str,
-                                payment_ref: str | None, method: str, amount: Decimal, currency: str) -> UUID:
-    """The PENDING payment of a new order (checkout calls this in its transaction)."""
-    return await conn.fetchval(
-        "INSERT INTO payments (tenant_id, order_id, provider, payment_ref, method, currency, amount)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        " ON CONFLICT (order_id) DO UPDATE SET updated_at = now() RETURNING id",
-        tenant_id, order_id, provider, payment_ref, method, currency, amount)
-
-
 async def _mark_paid(conn: asyncpg.Connection, order: asyncpg.Record, *, provider: str, payment_ref: str | None,
                      amount: Decimal, currency: str, now: dt.datetime) -> None:
     await conn.execute(
