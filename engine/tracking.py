@@ -176,7 +176,7 @@ async def get_tracking(db: Database, principal: Principal, order_id: UUID) -> Tr
             "SELECT status, location, description, occurred_at FROM tracking_events WHERE order_id = $1"
             " ORDER BY occurred_at DESC, id DESC", order_id)
     shipped = ShippedOrder(order["id"], order["order_number"], order["status"], order["carrier"],
-                          order["tracking_number"], order["tracking_url"], order["estimated_delivery"],
-                          order["shipped_at"], order["delivered_at"])
+                           order["tracking_number"], order["tracking_url"], order["estimated_delivery"],
+                           order["shipped_at"], order["delivered_at"])
     return Tracking(shipped, [TrackingEvent(e["status"], e["location"], e["description"], e["occurred_at"])
-                             for e in events])
+                              for e in events])
