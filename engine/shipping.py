@@ -21,8 +21,8 @@ from engine.checkout import ItemRequest
 from engine.db import Database
 from engine.domain.errors import NotFound, ProductNotFound, ShippingMethodNotFound, ValidationError
 from engine.domain.money import money
-from engine.domain.shipping_rules import (ItemSize, Parcel, ShippingMethod, ShippingOption, Zone, methods_for, pack,
-                                   quote, validate_destination)
+from engine.domain.shipping_rules import (ItemSize, Parcel, ShippingMethod, ShippingOption, WeightBand, Zone,
+                                          methods_for, pack, quote, validate_destination)
 from engine.shipping_store import load_methods, method_from_row
 
 
@@ -113,14 +113,9 @@ class StoredZone:
 
 
 @dataclass(frozen=True, slots=True)
-class StoredBand:
-    max_grams: int | None
-    price: Decimal
-
-
-@dataclass(frozen=True, slots=True)
 class StaffMethod:
-    """A shipping method as staff manage it: every field, inactive ones included."""
+    """A shipping method as staff manage it: every stored field, inactive ones included, zones'
+    countries in the order staff entered them (the domain's ShippingMethod keeps them as a set)."""
 
     id: UUID
     name: str
@@ -131,7 +126,7 @@ class StaffMethod:
     currency: str
     free_threshold: Decimal | None
     zones: tuple[StoredZone, ...]
-    weight_bands: tuple[StoredBand, ...]
+    weight_bands: tuple[WeightBand, ...]
     active: bool
     position: int
     created_at: dt.datetime
@@ -141,7 +136,7 @@ class StaffMethod:
         zones = tuple(StoredZone(tuple(z.get("countries") or ()),
                                  tuple((str(a), str(b)) for a, b in (z.get("postalRanges") or ())))
                       for z in row["zones"] or ())
-        bands = tuple(StoredBand(b.get("maxGrams"), Decimal(str(b["price"]))) for b in row["weight_bands"] or ())
+        bands = tuple(WeightBand(b.get("maxGrams"), Decimal(str(b["price"]))) for b in row["weight_bands"] or ())
         return cls(row["id"], row["name"], row["carrier"], row["description"], row["min_days"], row["max_days"],
                    row["currency"], row["free_threshold"], zones, bands, row["active"], row["position"],
                    row["created_at"])
