@@ -157,7 +157,7 @@ class CheckoutResponse(msgspec.Struct, rename="camel"):
     estimated_delivery: str | None
 
 
-class OrdersQuery(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+class OrdersQuery(msgspec.Struct, rename="camel"):
     page: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1
     page_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
     status: Annotated[str, msgspec.Meta(max_length=40)] | None = None

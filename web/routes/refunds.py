@@ -91,7 +91,7 @@ class RefundsResponse(msgspec.Struct, rename="camel"):
     refunds: list[StaffRefundOut]
 
 
-class RefundsQuery(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+class RefundsQuery(msgspec.Struct, rename="camel"):
     status: Status | None = None
     page: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1
     page_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20

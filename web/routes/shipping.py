@@ -48,7 +48,7 @@ def _check_amount(name: str, value: Decimal | None) -> None:
 
 # ----------------------------------------------------------------------------- storefront shapes
 
-class MethodsQuery(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+class MethodsQuery(msgspec.Struct, rename="camel"):
     country: Country
     postal_code: PostalCode | None = None
     cart_id: UUID | None = None
