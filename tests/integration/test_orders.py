@@ -68,14 +68,16 @@ async def test_staff_moves_orders_through_the_state_machine(api, tenant, db):
     staff = await tenant.user("staff")
     r = await api.patch(f"/api/v1/orders/{oid}/status", as_=buyer.user, json={"status": "PAID"})
     assert r.status == 403
-    r = await api.patch(f"/api/v1/orders/{oid}/status", as_=staff, json={"status": "SHIPPED"})
+    ship = {"status": "SHIPPED", "carrier": "Russian Post", "trackingNumber": "RP1RU"}
+    r = await api.patch(f"/api/v1/orders/{oid}/status", as_=staff, json=ship)
     assert r.status == 422 and r.error["code"] == "INVALID_STATUS_TRANSITION"
     r = await api.patch(f"/api/v1/orders/{oid}/status", as_=staff, json={"status": "confirmed", "note": "Paid by phone"})
     assert r.status == 200 and r.data["status"] == "PAID" and r.data["paymentStatus"] == "PAID"
     assert r.data["payment"]["paidAt"] is not None
     assert await stock_of(db, pid) == {"on_hand": 10, "available": 8, "reserved": 0, "sold": 2}
     for target in ("PROCESSING", "SHIPPED", "DELIVERED"):
-        r = await api.patch(f"/api/v1/orders/{oid}/status", as_=staff, json={"status": target})
+        body = ship if target == "SHIPPED" else {"status": target}
+        r = await api.patch(f"/api/v1/orders/{oid}/status", as_=staff, json=body)
         assert r.status == 200 and r.data["status"] == target
     assert r.data["canCancel"] is False and r.data["canRefund"] is True
     history = r.data["statusHistory"]

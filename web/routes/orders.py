@@ -19,8 +19,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from engine import checkout as engine_checkout
 from engine import orders as engine_orders
+from engine import refunds, tracking
+from engine.carrier import carrier_for
 from engine.checkout import ItemRequest, OrderRequest, PlacedOrder
-from engine.errors import Forbidden, ValidationError
+from engine.errors import Forbidden, RefundFailed, ValidationError
 from engine.idempotency import ResponseSlot
 from engine.money import money, to_api
 from engine.order_status import OrderStatus, can_cancel, can_refund, parse_status
@@ -30,6 +32,7 @@ from web.api import REQUIRED, Reply, Req, RouteTable
 from web.envelope import Pagination
 from web.idempotency import idempotent
 from web.routes.cart import USER_ACTORS
+from web.routes.payments import PROVIDER
 
 routes = RouteTable()
 STOCK = web.AppKey("stock_service", StockService)
@@ -275,6 +278,10 @@ class OrderDetailResponse(msgspec.Struct, rename="camel"):
 class StatusChangeRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     status: Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
     note: Text | None = None
+    # Shipping through the platform's PATCH: required with SHIPPED, refused with any other status.
+    carrier: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
+    tracking_number: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    estimated_delivery: Annotated[str, msgspec.Meta(max_length=40)] | None = None
 
 
 class CancelRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
@@ -456,16 +463,58 @@ async def get_order(req: Req) -> OrderDetailResponse:
     return _detail(detail, req.app[keys.SETTINGS].refund_period_days)
 
 
+def _shipping_fields(body: StatusChangeRequest, target: OrderStatus) -> dt.date | None:
+    """The estimated delivery date of a PATCH to SHIPPED, after checking its shipping fields."""
+    given = {"carrier": body.carrier, "trackingNumber": body.tracking_number,
+             "estimatedDelivery": body.estimated_delivery}
+    if target is not OrderStatus.SHIPPED:
+        extra = [name for name, value in given.items() if value is not None]
+        if extra:
+            raise ValidationError(details={n: ["only allowed with status SHIPPED"] for n in extra})
+        return None
+    missing = [name for name in ("carrier", "trackingNumber") if not (given[name] or "").strip()]
+    if missing:
+        raise ValidationError(details={n: ["required when status is SHIPPED (POST /api/v1/admin/orders/{id}/ship"
+                                           " makes a tracking number up)"] for n in missing})
+    if body.estimated_delivery is None:
+        return None
+    try:
+        return dt.date.fromisoformat(body.estimated_delivery.strip()[:10])
+    except ValueError:
+        raise ValidationError(details={"estimatedDelivery": ["must be an ISO 8601 date"]}) from None
+
+
 @routes.patch("/orders/{id}/status", body=StatusChangeRequest, response=OrderDetailResponse, auth=REQUIRED,
               permission="orders:write", policy="orders",
-              errors=("ORDER_NOT_FOUND", "INVALID_STATUS_TRANSITION", "VALIDATION_ERROR", "FORBIDDEN"),
+              errors=("ORDER_NOT_FOUND", "INVALID_STATUS_TRANSITION", "VALIDATION_ERROR", "FORBIDDEN",
+                      "REFUND_ALREADY_REQUESTED", "CANNOT_REFUND", "REFUND_FAILED"),
               tag="Orders", summary="Move an order through the state machine (staff or orders:write)")
 async def change_status(req: Req) -> OrderDetailResponse:
-    target = parse_status(req.body.status)
-    db = req.app[keys.DB]
-    await engine_orders.set_status(db, req.principal, req.params["id"], target, req.body.note)
-    detail = await engine_orders.get_order(db, req.principal, req.params["id"])
-    return _detail(detail, req.app[keys.SETTINGS].refund_period_days)
+    """Platform moves are taken as the platform defines them: `shipped` from a paid (confirmed)
+    order records PROCESSING and SHIPPED, and needs `carrier` and `trackingNumber` (optional
+    `estimatedDelivery`), from which the carrier sync delivers it; `refunded` refunds everything
+    left through the refund machinery (money, stock, refund record, commission) and answers
+    `REFUND_FAILED` if the provider refuses; `cancelled` on a paid order refunds it as
+    `POST /orders/{id}/cancel` does."""
+    body, principal, order_id = req.body, req.principal, req.params["id"]
+    target = parse_status(body.status)
+    estimated = _shipping_fields(body, target)
+    db, settings = req.app[keys.DB], req.app[keys.SETTINGS]
+    if target is OrderStatus.SHIPPED:
+        await tracking.ship_order(db, principal, order_id, carrier_for(body.carrier), carrier_name=body.carrier,
+                                  tracking_number=body.tracking_number, now=_now(), estimated_delivery=estimated)
+    elif target is OrderStatus.REFUNDED:
+        request_id = await refunds.refund_order(db, principal, order_id, note=body.note, now=_now())
+        # Executed here so the answer shows the outcome; the queued job finds it done (or, if this
+        # process dies first, does it).
+        outcome = await refunds.execute_refund(db, req.app[PROVIDER], request_id,
+                                               restock=settings.restock_on_refund, now=_now())
+        if outcome != refunds.COMPLETED:
+            raise RefundFailed(extra={"refundRequestId": str(request_id), "refundStatus": outcome})
+    else:
+        await engine_orders.set_status(db, principal, order_id, target, body.note)
+    detail = await engine_orders.get_order(db, principal, order_id)
+    return _detail(detail, settings.refund_period_days)
 
 
 @routes.post("/orders/{id}/cancel", body=CancelRequest, response=CancelResponse, auth=REQUIRED, policy="orders",
