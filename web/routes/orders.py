@@ -137,7 +137,7 @@ class Payment(msgspec.Struct, rename="camel"):
     method: str
     amount: Money
     currency: str
-    expires_at: dt.datetime | None
+    expires_at: dt.datetime
     # Optional in the document (`paymentUrl?`, `bankDetails?`): left out when not applicable.
     payment_url: str | msgspec.UnsetType = msgspec.UNSET
     bank_details: BankDetails | msgspec.UnsetType = msgspec.UNSET
@@ -301,7 +301,10 @@ class CancelResponse(msgspec.Struct, rename="camel"):
 
 def _placed(p: PlacedOrder) -> CheckoutResponse:
     q = p.quote
-    payment = Payment(method=p.payment_method, amount=to_api(q.total), currency=p.currency, expires_at=p.expires_at)
+    # The storefront types expiresAt as a string. A balance payment is settled inside the
+    # checkout, so its payment window closed when it was issued: that instant (docs/DECISIONS.md).
+    expires_at = p.expires_at if p.expires_at is not None else _now()
+    payment = Payment(method=p.payment_method, amount=to_api(q.total), currency=p.currency, expires_at=expires_at)
     if p.payment_url is not None:
         payment.payment_url = p.payment_url
     if p.bank_details is not None:
