@@ -33,3 +33,23 @@ async def test_unknown_query_parameters_are_ignored_everywhere(api, tenant, db, 
     # Known parameters are still validated: the rule is about names, not values.
     r = await api.get(path, as_=who, params={**needed, **bad, "utm_source": "x"})
     assert r.status == 400 and set(bad) <= set(r.error["details"]), r.body
+
+
+async def test_category_tree_and_shipping_methods_carry_pagination(api, tenant, db):
+    """Every list has meta.pagination (CONTRACT.md); these two are one page of everything."""
+    staff = await tenant.user("staff")
+    r = await api.get("/api/v1/categories")
+    assert r.body["meta"]["pagination"] == {"total": 0, "page": 1, "pageSize": 1, "totalPages": 0,
+                                            "hasNext": False, "hasPrevious": False}
+    for name in ("Footwear", "Apparel"):
+        assert (await api.post("/api/v1/categories", as_=staff, json={"name": name})).status == 201
+    r = await api.get("/api/v1/categories")
+    assert len(r.data["categories"]) == 2
+    assert r.body["meta"]["pagination"] == {"total": 2, "page": 1, "pageSize": 2, "totalPages": 1,
+                                            "hasNext": False, "hasPrevious": False}
+    for _ in range(3):
+        await make_shipping_method(db, tenant.id)
+    r = await api.get("/api/v1/shipping/methods", params={"country": "RU"})
+    assert len(r.data["methods"]) == 3
+    assert r.body["meta"]["pagination"] == {"total": 3, "page": 1, "pageSize": 3, "totalPages": 1,
+                                            "hasNext": False, "hasPrevious": False}

@@ -200,8 +200,8 @@ async def delete_product(req: Req) -> Deleted:
 # ----------------------------------------------------------------------------- categories
 
 @category_routes.get("/categories", query=CategoriesQuery, response=v.CategoriesPage, auth=OPTIONAL,
-                     policy="catalogue", tag="Categories", summary="Category tree")
-async def list_categories(req: Req) -> v.CategoriesPage:
+                     policy="catalogue", paginated=True, tag="Categories", summary="Category tree")
+async def list_categories(req: Req) -> Reply:
     """`parentId` (a UUID, or `null` for the roots) picks the level; each item carries its subtree."""
     raw = req.query.parent_id
     parent: UUID | None = None
@@ -213,7 +213,7 @@ async def list_categories(req: Req) -> v.CategoriesPage:
     async with req.app[keys.DB].connection() as conn:
         tree = await categories.category_tree(conn, req.tenant_id, staff=_staff(req.principal), parent_id=parent,
                                               include_products=req.query.include_products)
-    return v.CategoriesPage(categories=tree)
+    return Reply(v.CategoriesPage(categories=tree), meta={"pagination": Pagination.whole(len(tree))})
 
 
 def _staff(principal: Principal) -> bool:
