@@ -24,7 +24,7 @@ import asyncpg
 
 from engine import outbox, stock
 from engine.db import Database
-from engine.errors import InvalidStatusTransition, OrderNotFound
+from engine.errors import Forbidden, InvalidStatusTransition, OrderNotFound
 from engine.order_status import OrderStatus, check_cancellable, transition
 from engine.principal import Principal
 
@@ -132,7 +132,7 @@ async def cancel_order(db: Database, principal: Principal, order_id: UUID, reaso
     elif principal.user_id is not None:
         owner = principal.user_id
     else:
-        raise OrderNotFound()
+        raise Forbidden("Cancelling orders with an API key requires `orders:write`.")
     async with db.transaction() as conn:
         order = await lock_order(conn, order_id, tenant_id=principal.tenant_id, user_id=owner)
         check_cancellable(OrderStatus(order["status"]))
@@ -162,11 +162,11 @@ class OrderFilter:
 
 def reader_scope(principal: Principal) -> UUID | None:
     """None: the principal reads every order of the tenant (orders:read); else only the
-    orders of this user id."""
+    orders of this user id. Forbidden for an API key without orders:read."""
     if principal.can("orders:read") or principal.can("orders:write"):
         return None
-    if principal.user_id is None:
-        raise OrderNotFound()
+    if principal.user_id is None:  # an API key without the scope: a permission problem, whatever the id
+        raise Forbidden("Reading orders with an API key requires `orders:read`.")
     return principal.user_id
 
 

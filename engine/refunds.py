@@ -36,7 +36,8 @@ import asyncpg
 
 from engine import outbox, stock
 from engine.db import Database
-from engine.errors import CannotRefund, Conflict, RefundAlreadyRequested, RefundNotFound, ValidationError
+from engine.errors import (CannotRefund, Conflict, Forbidden, RefundAlreadyRequested, RefundNotFound,
+                           ValidationError)
 from engine.money import money
 from engine.order_status import OrderStatus, check_refundable, transition
 from engine.orders import actor_of, change_status, lock_order
@@ -133,8 +134,9 @@ async def request_refund(db: Database, principal: Principal, order_id: UUID, *, 
                          now: dt.datetime) -> RefundView:
     """The customer's request for their own order. Raises OrderNotFound, CannotRefund,
     RefundPeriodExpired, RefundAlreadyRequested, ValidationError (unknown item ids)."""
-    if principal.user_id is None:
-        raise CannotRefund("Refunds are requested by the buyer's account.")
+    if principal.user_id is None:  # an API key: a permission problem, not the order's state
+        raise Forbidden("Refunds are requested by the buyer's account; staff and keys with `orders:write`"
+                        " refund with PATCH /api/v1/orders/{id}/status (status refunded).")
     async with db.transaction() as conn:
         # The order row lock serialises requests for one order: two at once cannot both open.
         order = await lock_order(conn, order_id, tenant_id=principal.tenant_id, user_id=principal.user_id)

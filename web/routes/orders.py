@@ -401,7 +401,8 @@ def _instant(text: str | None, field: str) -> dt.datetime | None:
 
 
 @routes.get("/orders", query=OrdersQuery, response=OrdersResponse, auth=REQUIRED, policy="orders", paginated=True,
-            errors=("VALIDATION_ERROR",), tag="Orders", summary="List orders (own orders; all with orders:read)")
+            errors=("VALIDATION_ERROR", "FORBIDDEN"), tag="Orders",
+            summary="List orders (own orders; all with orders:read)")
 async def list_orders(req: Req) -> Reply:
     q = req.query
     # Storefront spelling wins when both are given (CONTRACT.md).
@@ -460,7 +461,7 @@ def _detail(d: engine_orders.OrderDetail, refund_period_days: int) -> OrderDetai
 
 
 @routes.get("/orders/{id}", response=OrderDetailResponse, auth=REQUIRED, policy="orders",
-            errors=("ORDER_NOT_FOUND",), tag="Orders", summary="Order detail")
+            errors=("ORDER_NOT_FOUND", "FORBIDDEN"), tag="Orders", summary="Order detail")
 async def get_order(req: Req) -> OrderDetailResponse:
     detail = await engine_orders.get_order(req.app[keys.DB], req.principal, req.params["id"])
     return _detail(detail, req.app[keys.SETTINGS].refund_period_days)
@@ -521,7 +522,8 @@ async def change_status(req: Req) -> OrderDetailResponse:
 
 
 @routes.post("/orders/{id}/cancel", body=CancelRequest, response=CancelResponse, auth=REQUIRED, policy="orders",
-             idempotent=True, errors=("VALIDATION_ERROR", "ORDER_NOT_FOUND", "CANNOT_CANCEL", "IDEMPOTENCY_KEY_REUSED"),
+             idempotent=True, errors=("VALIDATION_ERROR", "ORDER_NOT_FOUND", "CANNOT_CANCEL", "IDEMPOTENCY_KEY_REUSED",
+                                      "FORBIDDEN"),
              tag="Orders", summary="Cancel an order that has not shipped")
 async def cancel_order(req: Req) -> web.StreamResponse:
     reason = req.body.reason.strip()

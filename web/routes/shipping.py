@@ -374,6 +374,6 @@ async def ship_order(req: Req) -> TrackingResponse:
 
 
 @routes.get("/orders/{id}/tracking", response=TrackingResponse, auth=REQUIRED, policy="orders",
-            errors=("ORDER_NOT_FOUND", "NOT_SHIPPED"), tag="Orders", summary="Where the order's parcel is")
+            errors=("ORDER_NOT_FOUND", "NOT_SHIPPED", "FORBIDDEN"), tag="Orders", summary="Where the order's parcel is")
 async def get_tracking(req: Req) -> TrackingResponse:
     return _tracking(await tracking.get_tracking(req.app[keys.DB], req.principal, req.params["id"]))
