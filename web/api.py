@@ -94,6 +94,7 @@ class RouteSpec:
     paginated: bool = False
     text_params: tuple[str, ...] = ()  # path params that are not UUIDs
     raw: bool = False               # handler returns its own aiohttp response (HTML pages)
+    content_type: str = "text/html"  # what a raw route answers, for the OpenAPI document
     full_path: str = ""
 
 

@@ -80,12 +80,14 @@ async def _sandbox_outcome(req: Req, succeeded: bool) -> web.StreamResponse:
     return web.Response(status=303, headers={"Location": f"/pay/{order_id}"})
 
 
-@pages.post("/pay/{orderId}/complete", auth=PUBLIC, raw=True, errors=("ORDER_NOT_FOUND",), tag="Payments", summary="Sandbox: pay")
+@pages.post("/pay/{orderId}/complete", auth=PUBLIC, raw=True, status=303, errors=("ORDER_NOT_FOUND",), tag="Payments",
+            summary="Sandbox: pay")
 async def payment_complete(req: Req) -> web.StreamResponse:
     return await _sandbox_outcome(req, succeeded=True)
 
 
-@pages.post("/pay/{orderId}/fail", auth=PUBLIC, raw=True, errors=("ORDER_NOT_FOUND",), tag="Payments", summary="Sandbox: fail the payment")
+@pages.post("/pay/{orderId}/fail", auth=PUBLIC, raw=True, status=303, errors=("ORDER_NOT_FOUND",), tag="Payments",
+            summary="Sandbox: fail the payment")
 async def payment_fail(req: Req) -> web.StreamResponse:
     return await _sandbox_outcome(req, succeeded=False)
 

@@ -49,14 +49,16 @@ async def readyz(req: Req) -> web.StreamResponse | Readiness:
         extra={"postgres": pg, "redis": rd})
 
 
-@routes.get("/metrics", auth=NONE, tag="System", summary="Prometheus metrics", raw=True)
+@routes.get("/metrics", auth=NONE, tag="System", summary="Prometheus metrics", raw=True,
+            content_type="text/plain; version=0.0.4")
 async def metrics(req: Req) -> web.StreamResponse:
     await req.app[keys.METRICS].refresh()
     body = req.app[keys.METRICS].render()
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
-@api_routes.get("/openapi.json", auth=NONE, tag="System", summary="This API's OpenAPI 3.1 document", raw=True)
+@api_routes.get("/openapi.json", auth=NONE, tag="System", summary="This API's OpenAPI 3.1 document", raw=True,
+                content_type="application/json")
 async def openapi(req: Req) -> web.StreamResponse:
     return web.json_response(req.app[keys.OPENAPI])
 
