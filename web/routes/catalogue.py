@@ -180,7 +180,7 @@ async def create_product(req: Req) -> v.ProductDetail:
 
 @routes.patch("/products/{id}", body=ProductChanges, response=v.ProductDetail, auth=REQUIRED,
               permission="products:write", policy="catalogue",
-              errors=("PRODUCT_NOT_FOUND", "CONFLICT", "CATEGORY_NOT_FOUND"), tag="Products",
+              errors=("PRODUCT_NOT_FOUND", "CONFLICT", "CATEGORY_NOT_FOUND", "VARIANT_NOT_FOUND"), tag="Products",
               summary="Change the supplied fields of a product")
 async def change_product(req: Req) -> v.ProductDetail:
     async with req.app[keys.DB].transaction() as conn:
