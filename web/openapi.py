@@ -257,7 +257,8 @@ def build(specs: Iterable[RouteSpec], *, title: str = "Commerce API", version: s
             "schemas": components,
             "securitySchemes": {
                 "BearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
-                "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
+                           "description": "Server-to-server key; `Authorization: ApiKey <key>` is accepted too."},
             },
         },
     })
