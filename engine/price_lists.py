@@ -24,6 +24,7 @@ from uuid import UUID
 import asyncpg
 
 from engine.catalogue import views as v
+from engine.db import Database
 from engine.errors import PriceListNotFound, ProductNotFound, UserNotFound, ValidationError, VariantNotFound
 from engine.principal import Principal
 
@@ -85,8 +86,13 @@ async def _check_user(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID) 
         raise UserNotFound()
 
 
-async def set_groups(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID, groups: Sequence[str]) -> list[str]:
+async def set_groups(db: Database, tenant_id: UUID, user_id: UUID, groups: Sequence[str]) -> list[str]:
     """The user's customer groups become exactly `groups`. USER_NOT_FOUND outside the tenant."""
+    async with db.transaction() as conn:
+        return await _set_groups(conn, tenant_id, user_id, groups)
+
+
+async def _set_groups(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID, groups: Sequence[str]) -> list[str]:
     await _check_user(conn, tenant_id, user_id)
     wanted = sorted(set(groups))
     await conn.execute("DELETE FROM customer_group_members WHERE user_id = $1 AND NOT (group_name = ANY($2::text[]))",
@@ -97,10 +103,11 @@ async def set_groups(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID, g
     return wanted
 
 
-async def groups_of(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID) -> list[str]:
-    await _check_user(conn, tenant_id, user_id)
-    return [r["group_name"] for r in await conn.fetch(
-        "SELECT group_name FROM customer_group_members WHERE user_id = $1 ORDER BY group_name", user_id)]
+async def groups_of(db: Database, tenant_id: UUID, user_id: UUID) -> list[str]:
+    async with db.connection() as conn:
+        await _check_user(conn, tenant_id, user_id)
+        return [r["group_name"] for r in await conn.fetch(
+            "SELECT group_name FROM customer_group_members WHERE user_id = $1 ORDER BY group_name", user_id)]
 
 
 # ----------------------------------------------------------------------------- staff: price lists
@@ -136,35 +143,43 @@ async def _write_items(conn: asyncpg.Connection, tenant_id: UUID, list_id: UUID,
         " VALUES ($1, $2, $3, $4, $5)", [(list_id, tenant_id, i.product_id, i.variant_id, i.price) for i in items])
 
 
-async def create(conn: asyncpg.Connection, tenant_id: UUID, spec: PriceListSpec) -> PriceList:
+async def create(db: Database, tenant_id: UUID, spec: PriceListSpec) -> PriceList:
     check_spec(spec)
-    list_id = await conn.fetchval(
-        "INSERT INTO price_lists (tenant_id, name, customer_group, starts_at, ends_at) VALUES ($1, $2, $3, $4, $5)"
-        " RETURNING id", tenant_id, spec.name, spec.customer_group, spec.starts_at, spec.ends_at)
-    await _write_items(conn, tenant_id, list_id, spec.items)
-    return await get(conn, tenant_id, list_id)
+    async with db.transaction() as conn:
+        list_id = await conn.fetchval(
+            "INSERT INTO price_lists (tenant_id, name, customer_group, starts_at, ends_at) VALUES ($1, $2, $3, $4, $5)"
+            " RETURNING id", tenant_id, spec.name, spec.customer_group, spec.starts_at, spec.ends_at)
+        await _write_items(conn, tenant_id, list_id, spec.items)
+        return await _get(conn, tenant_id, list_id)
 
 
-async def replace(conn: asyncpg.Connection, tenant_id: UUID, list_id: UUID, spec: PriceListSpec) -> PriceList:
+async def replace(db: Database, tenant_id: UUID, list_id: UUID, spec: PriceListSpec) -> PriceList:
     """The list becomes `spec` (PUT semantics: window and items whole)."""
     check_spec(spec)
-    done = await conn.fetchval(
-        "UPDATE price_lists SET name = $3, customer_group = $4, starts_at = $5, ends_at = $6, updated_at = now()"
-        " WHERE id = $1 AND tenant_id = $2 RETURNING id", list_id, tenant_id, spec.name, spec.customer_group,
-        spec.starts_at, spec.ends_at)
-    if done is None:
-        raise PriceListNotFound()
-    await _write_items(conn, tenant_id, list_id, spec.items)
-    return await get(conn, tenant_id, list_id)
+    async with db.transaction() as conn:
+        done = await conn.fetchval(
+            "UPDATE price_lists SET name = $3, customer_group = $4, starts_at = $5, ends_at = $6, updated_at = now()"
+            " WHERE id = $1 AND tenant_id = $2 RETURNING id", list_id, tenant_id, spec.name, spec.customer_group,
+            spec.starts_at, spec.ends_at)
+        if done is None:
+            raise PriceListNotFound()
+        await _write_items(conn, tenant_id, list_id, spec.items)
+        return await _get(conn, tenant_id, list_id)
 
 
-async def delete(conn: asyncpg.Connection, tenant_id: UUID, list_id: UUID) -> None:
-    if await conn.fetchval("DELETE FROM price_lists WHERE id = $1 AND tenant_id = $2 RETURNING id",
-                           list_id, tenant_id) is None:
-        raise PriceListNotFound()
+async def delete(db: Database, tenant_id: UUID, list_id: UUID) -> None:
+    async with db.transaction() as conn:
+        if await conn.fetchval("DELETE FROM price_lists WHERE id = $1 AND tenant_id = $2 RETURNING id",
+                               list_id, tenant_id) is None:
+            raise PriceListNotFound()
 
 
-async def get(conn: asyncpg.Connection, tenant_id: UUID, list_id: UUID) -> PriceList:
+async def get(db: Database, tenant_id: UUID, list_id: UUID) -> PriceList:
+    async with db.connection() as conn:
+        return await _get(conn, tenant_id, list_id)
+
+
+async def _get(conn: asyncpg.Connection, tenant_id: UUID, list_id: UUID) -> PriceList:
     row = await conn.fetchrow("SELECT * FROM price_lists WHERE id = $1 AND tenant_id = $2", list_id, tenant_id)
     if row is None:
         raise PriceListNotFound()
@@ -173,8 +188,9 @@ async def get(conn: asyncpg.Connection, tenant_id: UUID, list_id: UUID) -> Price
     return PriceList(row, list(items))
 
 
-async def list_all(conn: asyncpg.Connection, tenant_id: UUID, *, page: int, page_size: int) -> tuple[list[PriceList], int]:
-    total = await conn.fetchval("SELECT count(*) FROM price_lists WHERE tenant_id = $1", tenant_id)
-    ids = await conn.fetch("SELECT id FROM price_lists WHERE tenant_id = $1 ORDER BY created_at DESC, id"
-                           " LIMIT $2 OFFSET $3", tenant_id, page_size, (page - 1) * page_size)
-    return [await get(conn, tenant_id, r["id"]) for r in ids], total
+async def list_all(db: Database, tenant_id: UUID, *, page: int, page_size: int) -> tuple[list[PriceList], int]:
+    async with db.connection() as conn:
+        total = await conn.fetchval("SELECT count(*) FROM price_lists WHERE tenant_id = $1", tenant_id)
+        ids = await conn.fetch("SELECT id FROM price_lists WHERE tenant_id = $1 ORDER BY created_at DESC, id"
+                               " LIMIT $2 OFFSET $3", tenant_id, page_size, (page - 1) * page_size)
+        return [await _get(conn, tenant_id, r["id"]) for r in ids], total

@@ -1,5 +1,5 @@
 """Staff: customer groups and their price lists (personalised pricing, engine/price_lists.py).
-Thin: parse, call the engine in one transaction, render."""
+Thin: parse, call the engine (which opens the transaction), render."""
 
 from __future__ import annotations
 
@@ -113,16 +113,14 @@ _WRITE_ERRORS = ("VALIDATION_ERROR", "PRODUCT_NOT_FOUND", "VARIANT_NOT_FOUND")
 @routes.post("/admin/price-lists", body=PriceListIn, response=PriceListOut, status=201, errors=_WRITE_ERRORS,
              summary="Create a price list for a customer group", **_STAFF)
 async def create_price_list(req: Req) -> PriceListOut:
-    async with req.app[keys.DB].transaction() as conn:
-        return _out(await price_lists.create(conn, req.tenant_id, _spec(req.body)))
+    return _out(await price_lists.create(req.app[keys.DB], req.tenant_id, _spec(req.body)))
 
 
 @routes.get("/admin/price-lists", query=PageQuery, response=PriceListPage, paginated=True,
             summary="Price lists, newest first", **_STAFF)
 async def list_price_lists(req: Req) -> Reply:
     q: PageQuery = req.query
-    async with req.app[keys.DB].connection() as conn:
-        lists, total = await price_lists.list_all(conn, req.tenant_id, page=q.page, page_size=q.page_size)
+    lists, total = await price_lists.list_all(req.app[keys.DB], req.tenant_id, page=q.page, page_size=q.page_size)
     return Reply(PriceListPage(price_lists=[_out(p) for p in lists]),
                  meta={"pagination": Pagination.of(total, q.page, q.page_size)})
 
@@ -130,37 +128,32 @@ async def list_price_lists(req: Req) -> Reply:
 @routes.get("/admin/price-lists/{id}", response=PriceListOut, errors=("PRICE_LIST_NOT_FOUND",),
             summary="One price list", **_STAFF)
 async def get_price_list(req: Req) -> PriceListOut:
-    async with req.app[keys.DB].connection() as conn:
-        return _out(await price_lists.get(conn, req.tenant_id, req.params["id"]))
+    return _out(await price_lists.get(req.app[keys.DB], req.tenant_id, req.params["id"]))
 
 
 @routes.put("/admin/price-lists/{id}", body=PriceListIn, response=PriceListOut,
             errors=(*_WRITE_ERRORS, "PRICE_LIST_NOT_FOUND"), summary="Replace a price list (window and items)",
             **_STAFF)
 async def replace_price_list(req: Req) -> PriceListOut:
-    async with req.app[keys.DB].transaction() as conn:
-        return _out(await price_lists.replace(conn, req.tenant_id, req.params["id"], _spec(req.body)))
+    return _out(await price_lists.replace(req.app[keys.DB], req.tenant_id, req.params["id"], _spec(req.body)))
 
 
 @routes.delete("/admin/price-lists/{id}", response=Deleted, errors=("PRICE_LIST_NOT_FOUND",),
                summary="Delete a price list (its buyers pay the list price again)", **_STAFF)
 async def delete_price_list(req: Req) -> Deleted:
-    async with req.app[keys.DB].transaction() as conn:
-        await price_lists.delete(conn, req.tenant_id, req.params["id"])
+    await price_lists.delete(req.app[keys.DB], req.tenant_id, req.params["id"])
     return Deleted(id=str(req.params["id"]), deleted=True)
 
 
 @routes.put("/admin/users/{id}/customer-groups", body=GroupsIn, response=GroupsOut, errors=("USER_NOT_FOUND",),
             summary="Set a user's customer groups (which price lists apply to them)", **_STAFF)
 async def set_customer_groups(req: Req) -> GroupsOut:
-    async with req.app[keys.DB].transaction() as conn:
-        groups = await price_lists.set_groups(conn, req.tenant_id, req.params["id"], req.body.groups)
+    groups = await price_lists.set_groups(req.app[keys.DB], req.tenant_id, req.params["id"], req.body.groups)
     return GroupsOut(user_id=str(req.params["id"]), groups=groups)
 
 
 @routes.get("/admin/users/{id}/customer-groups", response=GroupsOut, errors=("USER_NOT_FOUND",),
             summary="A user's customer groups", **_STAFF)
 async def get_customer_groups(req: Req) -> GroupsOut:
-    async with req.app[keys.DB].connection() as conn:
-        groups = await price_lists.groups_of(conn, req.tenant_id, req.params["id"])
+    groups = await price_lists.groups_of(req.app[keys.DB], req.tenant_id, req.params["id"])
     return GroupsOut(user_id=str(req.params["id"]), groups=groups)
