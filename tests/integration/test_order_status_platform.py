@@ -175,3 +175,22 @@ async def test_platform_journey_create_confirm_ship_deliver_refund(api, tenant, 
     assert await stock_of(db, pid) == {"on_hand": 10, "available": 10, "reserved": 0, "sold": 0}
     listed = await api.get("/api/v1/orders", as_=staff, params={"status": "refunded"})
     assert [o["id"] for o in listed.data["orders"]] == [oid]
+
+
+async def test_refunded_through_patch_returns_a_balance_payment_to_the_balance(api, tenant, db):
+    pid = await make_product(db, tenant.id, price="1000", stock=10)
+    method = await make_shipping_method(db, tenant.id)
+    buyer = await make_buyer(tenant, db, [(pid, 1)], role="partner")
+    await db.execute("UPDATE partner_balances SET balance = 5000 WHERE user_id = $1", buyer.user.id)
+    r = await api.post(CHECKOUT, as_=buyer.user, json=buyer.body(method, paymentMethod="BALANCE"))
+    assert r.status == 201 and r.data["status"] == "PAID", r.body
+    oid = r.data["orderId"]
+    paid = await db.fetchval("SELECT balance FROM partner_balances WHERE user_id = $1", buyer.user.id)
+    staff = await tenant.user("staff")
+    for body in (SHIP, {"status": "delivered"}):
+        assert (await _patch(api, staff, oid, body)).status == 200
+    r = await _patch(api, staff, oid, {"status": "refunded"})
+    assert r.status == 200 and r.data["status"] == "REFUNDED", r.body
+    total = await db.fetchval("SELECT total FROM orders WHERE id = $1::uuid", oid)
+    assert await db.fetchval("SELECT balance FROM partner_balances WHERE user_id = $1", buyer.user.id) == paid + total
+    assert await stock_of(db, pid) == {"on_hand": 10, "available": 10, "reserved": 0, "sold": 0}
