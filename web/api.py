@@ -16,6 +16,7 @@ needs another status, meta or headers, or an aiohttp response for non-JSON pages
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -95,6 +96,7 @@ class RouteSpec:
     paginated: bool = False
     text_params: tuple[str, ...] = ()  # path params that are not UUIDs
     raw: bool = False               # handler returns its own aiohttp response (HTML pages)
+    content_type: str = "text/html"  # what a raw route answers, for the OpenAPI document
     full_path: str = ""
 
 
@@ -209,9 +211,19 @@ async def decode_body(request: web.Request, typ: Any) -> Any:
         raise ValidationError("JSON is nested too deeply.", details={"body": ["nested too deeply"]}) from None
 
 
+@functools.cache
+def _query_names(typ: Any) -> frozenset[str]:
+    return frozenset(f.encode_name for f in msgspec.structs.fields(typ))
+
+
 def decode_query(request: web.Request, typ: Any) -> Any:
+    """The query string as `typ`. Parameters `typ` does not name are ignored on every route
+    (docs/DECISIONS.md): a cache-buster or a tracking tag must not break a GET."""
+    known = _query_names(typ)
     values: dict[str, Any] = {}
     for key in request.query.keys():
+        if key not in known or key in values:
+            continue
         got = request.query.getall(key)
         if len(got) > 1:
             raise ValidationError("Invalid query parameters.", details={key: ["given more than once"]})

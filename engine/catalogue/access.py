@@ -1,8 +1,8 @@
 """Who sees what in the catalogue, and at which price.
 
-`price_for` is the one seam for personalised pricing: today every caller pays the list price;
-a price list per customer group plugs in here (look the principal's group up, return its price)
-without touching any query or view.
+`price_for` is the public list price every view is rendered with (so anonymous reads stay
+cacheable); a signed-in buyer's customer-group prices are laid over the rendered views by
+engine.price_lists.personalise, which asks the same SQL rule the cart and checkout use.
 """
 
 from __future__ import annotations

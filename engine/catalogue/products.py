@@ -12,6 +12,7 @@ from uuid import UUID
 
 import asyncpg
 
+from engine import price_lists
 from engine.catalogue import views as v
 from engine.catalogue.access import price_for, sees_hidden
 from engine.catalogue.listing import ProductListing, count_query, page_query
@@ -38,7 +39,9 @@ async def list_products(conn: asyncpg.Connection, principal: Principal,
 async def render_products(conn: asyncpg.Connection, principal: Principal,
                           rows: list[asyncpg.Record]) -> list[v.Product]:
     images = await _images_of(conn, [r["id"] for r in rows])
-    return [product_view(principal, r, images.get(r["id"], [])) for r in rows]
+    views = [product_view(principal, r, images.get(r["id"], [])) for r in rows]
+    await price_lists.personalise(conn, principal, views)
+    return views
 
 
 async def _images_of(conn: asyncpg.Connection, ids: list[UUID]) -> dict[UUID, list[asyncpg.Record]]:
@@ -132,7 +135,9 @@ async def product_detail(conn: asyncpg.Connection, principal: Principal, product
     r = await conn.fetchrow(_FULL_DETAIL, product_id, principal.tenant_id, RELATED_LIMIT)
     if r is None or not sees_hidden(principal) and (r["deleted_at"] is not None or r["status"] != "ACTIVE"):
         raise ProductNotFound()
-    return detail_view(principal, r)
+    detail = detail_view(principal, r)
+    await price_lists.personalise(conn, principal, [detail])
+    return detail
 
 
 def detail_view(principal: Principal, r: Any) -> v.ProductDetail:

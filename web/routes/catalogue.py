@@ -167,7 +167,7 @@ async def create_product(req: Req) -> v.ProductDetail:
 
 @routes.patch("/products/{id}", body=ProductChanges, response=v.ProductDetail, auth=REQUIRED,
               permission="products:write", policy="admin",
-              errors=("PRODUCT_NOT_FOUND", "CONFLICT", "CATEGORY_NOT_FOUND"), tag="Products",
+              errors=("PRODUCT_NOT_FOUND", "CONFLICT", "CATEGORY_NOT_FOUND", "VARIANT_NOT_FOUND"), tag="Products",
               summary="Change the supplied fields of a product")
 async def change_product(req: Req) -> v.ProductDetail:
     return await catalogue.change_product(req.app[keys.DB], req.principal, req.params["id"], req.body)
@@ -184,8 +184,8 @@ async def delete_product(req: Req) -> Deleted:
 # ----------------------------------------------------------------------------- categories
 
 @category_routes.get("/categories", query=CategoriesQuery, response=v.CategoriesPage, auth=OPTIONAL,
-                     policy="categories", tag="Categories", summary="Category tree")
-async def list_categories(req: Req) -> v.CategoriesPage:
+                     policy="categories", paginated=True, tag="Categories", summary="Category tree")
+async def list_categories(req: Req) -> Reply:
     """`parentId` (a UUID, or `null` for the roots) picks the level; each item carries its subtree."""
     raw = req.query.parent_id
     parent: UUID | None = None
@@ -196,7 +196,7 @@ async def list_categories(req: Req) -> v.CategoriesPage:
             raise ValidationError("Invalid query parameters.", details={"parentId": ["must be a UUID or null"]}) from None
     tree = await catalogue.category_tree(req.app[keys.DB], req.tenant_id, staff=_staff(req.principal),
                                          parent_id=parent, include_products=req.query.include_products)
-    return v.CategoriesPage(categories=tree)
+    return Reply(v.CategoriesPage(categories=tree), meta={"pagination": Pagination.whole(len(tree))})
 
 
 def _staff(principal: Principal) -> bool:

@@ -133,7 +133,7 @@ class ApiKeyList(msgspec.Struct, rename="camel"):
     api_keys: list[ApiKeyOut]
 
 
-class PageQuery(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+class PageQuery(msgspec.Struct, rename="camel"):
     page: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1
     page_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
 
