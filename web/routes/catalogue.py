@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 import msgspec
+from aiohttp import web
 
 from engine.catalogue import categories, product_edits, products, reviews
 from engine.catalogue import views as v
@@ -21,7 +22,7 @@ from engine.catalogue.commands import (check_amount, CategoryChanges, NewCategor
 from engine.catalogue.listing import ProductListing, search_query
 from engine.errors import ValidationError
 from engine.principal import Principal
-from web import keys
+from web import keys, product_reads
 from web.api import OPTIONAL, REQUIRED, Reply, Req, RouteTable
 from web.envelope import Pagination
 
@@ -158,8 +159,10 @@ async def list_products(req: Req) -> Reply:
 
 @routes.get("/products/{id}", response=v.ProductDetail, auth=OPTIONAL, policy="catalogue",
             errors=("PRODUCT_NOT_FOUND",), tag="Products", summary="Product details")
-async def get_product(req: Req) -> v.ProductDetail:
-    return await _detail(req, req.params["id"])
+async def get_product(req: Req) -> web.Response:
+    """Anonymous reads come from the process's cache (see web.product_reads); `ETag`, and a
+    matching `If-None-Match` is `304`."""
+    return await product_reads.product_response(req, req.params["id"])
 
 
 async def _detail(req: Req, product_id: UUID) -> v.ProductDetail:
@@ -185,6 +188,7 @@ async def create_product(req: Req) -> v.ProductDetail:
 async def change_product(req: Req) -> v.ProductDetail:
     async with req.app[keys.DB].transaction() as conn:
         await product_edits.change_product(conn, req.tenant_id, req.params["id"], req.body)
+    product_reads.forget(req.app, [req.params["id"]])
     return await _detail(req, req.params["id"])
 
 
@@ -194,6 +198,7 @@ async def delete_product(req: Req) -> Deleted:
     """Orders referencing the product are unaffected (they keep its name and sku)."""
     async with req.app[keys.DB].transaction() as conn:
         await product_edits.delete_product(conn, req.tenant_id, req.params["id"])
+    product_reads.forget(req.app, [req.params["id"]])
     return Deleted(id=req.params["id"], deleted=True)
 
 
@@ -333,3 +338,7 @@ async def moderation_queue(req: Req) -> Reply:
 async def moderate_review(req: Req) -> v.Review:
     async with req.app[keys.DB].transaction() as conn:
         return await reviews.moderate_review(conn, req.principal, req.params["id"], req.body)
+
+
+def setup(app: web.Application) -> None:
+    product_reads.setup(app)
