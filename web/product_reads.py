@@ -2,9 +2,12 @@
 Cache-Control, and the listener that keeps the cache honest across processes.
 
 - Anonymous reads (engine.catalogue.access.shares_public_view) are served from the cache: the
-  encoded response and its ETag, kept `CATALOGUE_CACHE_SECONDS` at most and dropped when a
-  product-change notification arrives (engine.catalogue.changes). A matching `If-None-Match`
-  answers `304` without a database trip while the document is cached.
+  encoded response and its ETag. For `CATALOGUE_CACHE_SECONDS` after it was read (or confirmed)
+  a document is served without a database trip; after that one small probe (stock, status,
+  rating, edits) confirms it or a full read replaces it; after `CATALOGUE_CACHE_MAX_SECONDS` it
+  is read again in full; a product-change notification (engine.catalogue.changes) drops it at
+  once. A matching `If-None-Match` answers `304` without a database trip while the document is
+  fresh, and after a probe otherwise.
   `Cache-Control: public, no-cache`: shared caches may keep the body but must revalidate, which
   costs us a 304 from memory, so the staleness bound stays ours alone.
 - Signed-in reads (another price may apply) and staff reads bypass the cache, get an ETag too
@@ -57,15 +60,23 @@ async def product_response(req: Req, product_id: UUID) -> web.Response:
     cache = req.app[PRODUCT_CACHE]
     principal = req.principal
     public = shares_public_view(principal) and cache.enabled
-    doc = cache.get(principal.tenant_id, product_id, time.monotonic()) if public else None
+    doc: Document | None = None
+    entry = cache.get(principal.tenant_id, product_id, time.monotonic()) if public else None
+    if entry is not None and entry.is_fresh(time.monotonic()):
+        doc = entry.value
+    elif entry is not None:  # stale: one small read says whether the document still holds
+        async with req.app[keys.DB].connection() as conn:
+            if await products.detail_probe(conn, principal.tenant_id, product_id) == entry.probe:
+                cache.confirm(entry, time.monotonic())
+                doc = entry.value
     if doc is None:
         ticket = cache.ticket()
         async with req.app[keys.DB].connection() as conn:
-            detail = await products.product_detail(conn, principal, product_id)
+            detail, probe = await products.product_document(conn, principal, product_id)
         body = encode({"success": True, "data": detail})
         doc = (body, etag_of(body))
         if public:
-            cache.put(principal.tenant_id, product_id, doc, time.monotonic(), ticket)
+            cache.put(principal.tenant_id, product_id, doc, probe, time.monotonic(), ticket)
     body, etag = doc
     headers = {"ETag": etag, "Cache-Control": _PUBLIC if public else _PRIVATE, "Vary": _VARY}
     if matches(req.request.headers.get("If-None-Match"), etag):
@@ -81,7 +92,8 @@ def forget(app: web.Application, product_ids: list[UUID]) -> None:
 
 def setup(app: web.Application) -> None:
     settings = app[keys.SETTINGS]
-    app[PRODUCT_CACHE] = ProductDocuments(ttl=settings.catalogue_cache_seconds,
+    app[PRODUCT_CACHE] = ProductDocuments(fresh=settings.catalogue_cache_seconds,
+                                          ttl=max(settings.catalogue_cache_seconds, settings.catalogue_cache_max_seconds),
                                           max_entries=settings.catalogue_cache_size)
     app.cleanup_ctx.append(_listen_for_changes)
 

@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import Api
 from tests.integration.conftest_catalogue import make_product
 from web import keys
+from web.product_reads import PRODUCT_CACHE
 
 
 @pytest.fixture
@@ -23,8 +24,6 @@ async def staff(tenant):
 
 
 async def _wait_connected(client) -> None:
-    from web.product_reads import PRODUCT_CACHE  # noqa: F401 - the listener runs beside the cache
-
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         tasks = [t for t in asyncio.all_tasks() if t.get_name() == "product-change-listener"]
@@ -49,7 +48,9 @@ async def _price_seen(api: Api, pid: str, want: float, within: float) -> float |
     return None
 
 
-async def test_etag_then_304_without_touching_the_database(api, client, staff):
+async def test_etag_then_304_without_touching_the_database(make_client, tenant, staff):
+    client = await make_client(catalogue_cache_seconds=30.0)  # fresh for the whole test, however slow the machine
+    api = Api(client, tenant.slug)
     pid = (await make_product(api, staff, price=120))["id"]
     first = await api.get(f"/api/v1/products/{pid}")
     assert first.status == 200 and first.data["price"] == 120
@@ -86,7 +87,8 @@ async def test_signed_in_reads_bypass_the_shared_cache(api, staff, tenant, db):
 
 async def test_an_edit_in_one_process_reaches_the_others_cache_at_once(make_client, tenant, staff):
     # A TTL of a minute: only the notification can make the change visible within the test.
-    a, b = await make_client(catalogue_cache_seconds=60.0), await make_client(catalogue_cache_seconds=60.0)
+    long = {"catalogue_cache_seconds": 60.0, "catalogue_cache_max_seconds": 60.0}
+    a, b = await make_client(**long), await make_client(**long)
     api_a, api_b = Api(a, tenant.slug), Api(b, tenant.slug)
     await _wait_connected(b)
     pid = (await make_product(api_a, staff, price=100))["id"]
@@ -105,9 +107,9 @@ async def test_an_edit_in_one_process_reaches_the_others_cache_at_once(make_clie
         await asyncio.sleep(0.02)
 
 
-async def test_unnotified_changes_like_stock_show_within_the_ttl(make_client, tenant, staff, db):
+async def test_unnotified_changes_like_stock_show_within_the_fresh_window(make_client, tenant, staff, db):
     ttl = 0.5
-    c = await make_client(catalogue_cache_seconds=ttl)
+    c = await make_client(catalogue_cache_seconds=ttl, catalogue_cache_max_seconds=60.0)
     api = Api(c, tenant.slug)
     pid = (await make_product(api, staff, price=100, stockQuantity=10))["id"]
     assert (await api.get(f"/api/v1/products/{pid}")).data["stockQuantity"] == 10
@@ -117,6 +119,25 @@ async def test_unnotified_changes_like_stock_show_within_the_ttl(make_client, te
     while (await api.get(f"/api/v1/products/{pid}")).data["stockQuantity"] != 7:
         assert time.monotonic() - t0 < ttl + 0.5, "stock stale beyond the cache's bound"
         await asyncio.sleep(0.02)
+
+
+async def test_a_stale_document_is_confirmed_by_its_probe_and_dropped_at_the_ttl(make_client, tenant, staff, db):
+    c = await make_client(catalogue_cache_seconds=0.2, catalogue_cache_max_seconds=1.5)
+    api = Api(c, tenant.slug)
+    pid = (await make_product(api, staff, description="first words"))["id"]
+    first = await api.get(f"/api/v1/products/{pid}")
+    # A change the probe does not look at (no edit stamp, no stock, no rating): the document is
+    # confirmed by its probe after the fresh window and served as cached until the TTL ...
+    await db.execute("UPDATE products SET description = 'second words' WHERE id = $1", uuid.UUID(pid))
+    await asyncio.sleep(0.4)
+    again = await api.get(f"/api/v1/products/{pid}")
+    assert again.data["description"] == "first words" and _header(again, "ETag") == _header(first, "ETag")
+    assert c.app[PRODUCT_CACHE].confirmed >= 1
+    # ... and no longer: after CATALOGUE_CACHE_MAX_SECONDS it is read again in full.
+    t0 = time.monotonic()
+    while (await api.get(f"/api/v1/products/{pid}")).data["description"] != "second words":
+        assert time.monotonic() - t0 < 1.5 + 0.5, "served past the cache's TTL"
+        await asyncio.sleep(0.05)
 
 
 async def test_large_lists_are_gzipped_for_clients_that_accept_it(make_client, tenant, staff):
