@@ -59,26 +59,28 @@ async def flash_variants(engine: EngineRun, shop: Shop, buyers: list[Buyer], pla
     try:
         await conn.execute("UPDATE users SET kyc_status = 'VERIFIED' WHERE id = ANY($1::uuid[])",
                            [uuid.UUID(b.id) for b in buyers])
-        engine.restart_api(ACTOR_MODE="batched")
-        units = max(1, len(buyers) // LOSING_SHARE)
-        losing = Series(f"mostly losing: {len(buyers)} buyers, {units} units (batched)", c0,
-                        extra={"per": "answer", "units": units, "buyers": len(buyers)})
-        for run in range(plan.runs + 1):  # run 0 warms up and is not counted
-            # Long enough for every buyer to get an answer: the figure is the cost of each answer.
-            await _sale(engine, conn, shop, buyers, losing, stock=units, concurrency=c0,
-                        seconds=max(plan.seconds, 30.0) if run else 1.0, count=bool(run), out=out)
-        out["series"].append(losing)
-
-        for n in PROCESS_COUNTS:
+        # The configured process count last, so the API is left as the other sections expect
+        # it (the same processes and pool size) without another restart.
+        for n in sorted(PROCESS_COUNTS, key=lambda n: n == processes):
             engine.processes = n
             engine.restart_api(ACTOR_MODE="batched", DB_POOL_MAX=str(max(2, 64 // n)))
             s = Series(f"HTTP checkout, batched, {n} API process{'es' if n > 1 else ''}", c0, extra={"processes": n})
-            for run in range(plan.runs + 1):
+            for run in range(plan.runs + 1):  # run 0 warms the fresh processes up and is not counted
                 await _sale(engine, conn, shop, buyers, s, stock=len(buyers), concurrency=c0,
                             seconds=plan.seconds if run else 1.0, count=bool(run), out=out)
             out["series"].append(s)
-        engine.processes = processes
-        engine.restart_api(ACTOR_MODE="batched", **({"DB_POOL_MAX": pool} if pool else {}))
+        if processes not in PROCESS_COUNTS:
+            engine.processes = processes
+            engine.restart_api(ACTOR_MODE="batched", **({"DB_POOL_MAX": pool} if pool else {}))
+
+        units = max(1, len(buyers) // LOSING_SHARE)
+        losing = Series(f"mostly losing: {len(buyers)} buyers, {units} units (batched)", c0,
+                        extra={"per": "answer", "units": units, "buyers": len(buyers)})
+        for run in range(plan.runs + 1):
+            # Long enough for every buyer to get an answer: the figure is the cost of each answer.
+            await _sale(engine, conn, shop, buyers, losing, stock=units, concurrency=c0,
+                        seconds=max(plan.seconds, 30.0) if run else 1.0, count=bool(run), out=out)
+        out["series"].insert(0, losing)
 
         idle = Series("one buyer at idle (checkouts one at a time)", 1)
         few = buyers[: 15 if quick else IDLE_CHECKOUTS]
