@@ -100,9 +100,10 @@ async def catalogue_reads(engine: EngineRun, shop: Shop, plan: Plan) -> dict:
     meter = CpuMeter(engine.database_url, engine.redis_url, engine.api_cpu_seconds)
     ids = shop.product_ids
     # The engine's product cache is per process and filled by first reads: read every product about
-    # twice per process (at most 20 s: less than the cache's TTL) before measuring, so the detail rows show a warm cache (each product then
-    # costs a one-row probe after CATALOGUE_CACHE_SECONDS and a full read after
-    # CATALOGUE_CACHE_MAX_SECONDS), not a cold start where every read is a first read.
+    # twice per process (for at most 20 s, less than the cache's TTL) before measuring, so the
+    # detail rows show a warm cache (each product then costs a one-row probe after
+    # CATALOGUE_CACHE_SECONDS and a full read after CATALOGUE_CACHE_MAX_SECONDS), not a cold
+    # start where every read is a first read.
     await closed_loop(lambda session, i: get(session, f"{engine.base_url}/api/v1/products/{ids[i % len(ids)]}"),
                       concurrency=64, seconds=20.0, max_requests=2 * len(ids) * engine.processes)
     with BareServer(engine.database_url, engine.processes) as bare:
