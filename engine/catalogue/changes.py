@@ -20,6 +20,7 @@ from uuid import UUID
 import asyncpg
 
 CHANNEL = "catalogue_product_changed"
+APPLICATION_NAME = "product-change-listener"  # how an operator finds these connections in pg_stat_activity
 _PER_NOTIFY = 200  # ids per notification: 200 × 37 bytes stays well under the 8000-byte payload limit
 log = structlog.get_logger("catalogue")
 
@@ -60,16 +61,20 @@ class ProductChangeListener:
         self._on_change(parse_payload(payload))
 
     async def run(self) -> None:
-        """Listen until cancelled, reconnecting after any failure."""
+        """Listen until cancelled, reconnecting after any failure (backing off to 10 s while
+        PostgreSQL stays away, so an outage is not a log line a second)."""
+        delay = self._retry_after
         while True:
             conn = None
             try:
-                conn = await asyncpg.connect(self._dsn, timeout=self._check_every)
+                conn = await asyncpg.connect(self._dsn, timeout=self._check_every,
+                                             server_settings={"application_name": APPLICATION_NAME})
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c: lost.set())
                 await conn.add_listener(CHANNEL, self._deliver)
                 self._on_reset()  # whatever was cached may have missed changes while we were away
                 self.connected.set()
+                delay = self._retry_after
                 while not lost.is_set():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(lost.wait(), self._check_every)
@@ -85,4 +90,5 @@ class ProductChangeListener:
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(conn.close(), 2)
             self._on_reset()
-            await asyncio.sleep(self._retry_after)
+            await asyncio.sleep(delay)
+            delay = min(10.0, delay * 2)

@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 
+from engine.catalogue.changes import APPLICATION_NAME
 from tests.conftest import Api
 from tests.integration.conftest_catalogue import make_product
 from web import keys
@@ -105,6 +106,33 @@ async def test_an_edit_in_one_process_reaches_the_others_cache_at_once(make_clie
     while (await api_b.get(f"/api/v1/products/{pid}")).status != 404:
         assert time.monotonic() < deadline, "the delete did not reach the other process"
         await asyncio.sleep(0.02)
+
+
+async def _listeners(db) -> list[int]:
+    return [r["pid"] for r in await db.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1",
+        APPLICATION_NAME)]
+
+
+async def test_a_listener_that_lost_its_connection_reconnects_and_invalidates_again(make_client, tenant, staff, db):
+    long = {"catalogue_cache_seconds": 60.0, "catalogue_cache_max_seconds": 60.0}
+    a, b = await make_client(**long), await make_client(**long)
+    api_a, api_b = Api(a, tenant.slug), Api(b, tenant.slug)
+    deadline = time.monotonic() + 10
+    while len(await _listeners(db)) < 2:
+        assert time.monotonic() < deadline, "listeners did not connect"
+        await asyncio.sleep(0.05)
+    before = await _listeners(db)
+    await db.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) pid", before)
+    deadline = time.monotonic() + 10
+    while len(set(await _listeners(db)) - set(before)) < 2:
+        assert time.monotonic() < deadline, "listeners did not reconnect"
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)  # the reconnect empties the cache once; let that pass before caching
+    pid = (await make_product(api_a, staff, price=100))["id"]
+    assert (await api_b.get(f"/api/v1/products/{pid}")).data["price"] == 100
+    assert (await api_a.patch(f"/api/v1/products/{pid}", as_=staff, json={"price": 120})).status == 200
+    assert await _price_seen(api_b, pid, 120, within=2.0) is not None
 
 
 async def test_unnotified_changes_like_stock_show_within_the_fresh_window(make_client, tenant, staff, db):
