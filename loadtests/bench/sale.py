@@ -69,6 +69,7 @@ async def flash_variants(engine: EngineRun, shop: Shop, buyers: list[Buyer], pla
                 await _sale(engine, conn, shop, buyers, s, stock=len(buyers), concurrency=c0,
                             seconds=plan.seconds if run else 1.0, count=bool(run), out=out)
             out["series"].append(s)
+        out["series"].sort(key=lambda x: x.extra["processes"])
         if processes not in PROCESS_COUNTS:
             engine.processes = processes
             engine.restart_api(ACTOR_MODE="batched", **({"DB_POOL_MAX": pool} if pool else {}))
