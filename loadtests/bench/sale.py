@@ -53,6 +53,7 @@ async def _sale(engine: EngineRun, conn: asyncpg.Connection, shop: Shop, buyers:
 
 async def flash_variants(engine: EngineRun, shop: Shop, buyers: list[Buyer], plan: Plan, *, quick: bool) -> dict:
     c0 = plan.concurrencies[0]
+    first = 1 if quick else 0  # run 0 warms up and is not counted; the quick (smoke) run skips it
     out: dict = {"series": [], "violations": [], "losing_share": LOSING_SHARE}
     processes, pool = engine.processes, engine.extra_env.get("DB_POOL_MAX")
     conn = await asyncpg.connect(engine.database_url)
@@ -65,7 +66,7 @@ async def flash_variants(engine: EngineRun, shop: Shop, buyers: list[Buyer], pla
             engine.processes = n
             engine.restart_api(ACTOR_MODE="batched", DB_POOL_MAX=str(max(2, 64 // n)))
             s = Series(f"HTTP checkout, batched, {n} API process{'es' if n > 1 else ''}", c0, extra={"processes": n})
-            for run in range(plan.runs + 1):  # run 0 warms the fresh processes up and is not counted
+            for run in range(first, plan.runs + 1):  # run 0 warms the fresh processes up and is not counted
                 await _sale(engine, conn, shop, buyers, s, stock=len(buyers), concurrency=c0,
                             seconds=plan.seconds if run else 1.0, count=bool(run), out=out)
             out["series"].append(s)
@@ -77,7 +78,7 @@ async def flash_variants(engine: EngineRun, shop: Shop, buyers: list[Buyer], pla
         units = max(1, len(buyers) // LOSING_SHARE)
         losing = Series(f"mostly losing: {len(buyers)} buyers, {units} units (batched)", c0,
                         extra={"per": "answer", "units": units, "buyers": len(buyers)})
-        for run in range(plan.runs + 1):
+        for run in range(first, plan.runs + 1):
             # Long enough for every buyer to get an answer: the figure is the cost of each answer.
             await _sale(engine, conn, shop, buyers, losing, stock=units, concurrency=c0,
                         seconds=max(plan.seconds, 30.0) if run else 1.0, count=bool(run), out=out)
@@ -85,7 +86,7 @@ async def flash_variants(engine: EngineRun, shop: Shop, buyers: list[Buyer], pla
 
         idle = Series("one buyer at idle (checkouts one at a time)", 1)
         few = buyers[: 15 if quick else IDLE_CHECKOUTS]
-        for run in range(plan.runs + 1):
+        for run in range(first, plan.runs + 1):
             await _sale(engine, conn, shop, few, idle, stock=len(few), concurrency=1,
                         seconds=60.0 if run else 0.5, count=bool(run), out=out)
         out["series"].append(idle)
