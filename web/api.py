@@ -251,6 +251,19 @@ def decode_params(request: web.Request, spec: RouteSpec) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- endpoint
 
+def _compress_if_large(request: web.Request, response: web.StreamResponse) -> None:
+    """gzip a large body (product lists) for a client that accepts it. Small bodies are not
+    worth the CPU; aiohttp moves bodies over its threshold to a thread, off the event loop."""
+    if not isinstance(response, web.Response) or not isinstance(response.body, bytes):
+        return
+    if len(response.body) < request.app[keys.SETTINGS].compress_min_bytes:
+        return
+    if "gzip" in request.headers.get("Accept-Encoding", "").lower():
+        response.enable_compression(web.ContentCoding.gzip)
+        if "Accept-Encoding" not in response.headers.get("Vary", ""):
+            response.headers.add("Vary", "Accept-Encoding")
+
+
 def _endpoint(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def endpoint(request: web.Request) -> web.StreamResponse:
         settings = request.app[keys.SETTINGS]
@@ -301,6 +314,7 @@ def _endpoint(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamRe
         else:
             response = success(result, status=spec.status)
         response.headers.update(limit_headers)
+        _compress_if_large(request, response)
         return response
 
     endpoint.__name__ = spec.handler.__name__

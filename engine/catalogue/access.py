@@ -24,3 +24,10 @@ def moderates_reviews(principal: Principal) -> bool:
 def price_for(principal: Principal, list_price: Decimal) -> Decimal:
     """The price `principal` pays for a product whose list price is `list_price`."""
     return list_price
+
+
+def shares_public_view(principal: Principal) -> bool:
+    """True when `principal` sees exactly what every anonymous caller sees (list prices, no hidden
+    products), so a document cached for one may be served to another. Only anonymous callers
+    today: a signed-in read bypasses the shared cache, which leaves room for per-group prices."""
+    return principal.is_anonymous

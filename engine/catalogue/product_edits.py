@@ -6,7 +6,8 @@ Invariants:
   afterwards only moved through engine.stock_levels, which never overwrites reserved or sold;
 - a soft-deleted product disappears from listings and customer reads; order items keep their
   own name / sku snapshot, so orders that reference it are unaffected;
-- image URLs are stored as given, never fetched by the server.
+- image URLs are stored as given, never fetched by the server;
+- a change or delete notifies every process's product cache on commit (engine.catalogue.changes).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncpg
 from msgspec import UNSET
 
 from engine import stock_levels
+from engine.catalogue.changes import notify_product_changed
 from engine.catalogue.commands import NewImage, NewProduct, ProductChanges, VariantChange, slugify, supplied
 from engine.domain.errors import CategoryNotFound, Conflict, ProductNotFound, ValidationError, VariantNotFound
 
@@ -148,6 +150,7 @@ async def change_product(conn: asyncpg.Connection, tenant_id: UUID, product_id: 
         await stock_levels.set_available(conn, stock_id, fields["stock_quantity"], tenant_id=tenant_id)  # type: ignore[arg-type]
     if "variants" in fields:
         await _change_variants(conn, tenant_id, product_id, fields["variants"])  # type: ignore[arg-type]
+    await notify_product_changed(conn, [product_id])
 
 
 _VARIANT_COLUMNS = ("name", "sku", "price", "attributes")
@@ -211,3 +214,4 @@ async def delete_product(conn: asyncpg.Connection, tenant_id: UUID, product_id: 
         " WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL RETURNING id", product_id, tenant_id)
     if done is None:
         raise ProductNotFound()
+    await notify_product_changed(conn, [product_id])

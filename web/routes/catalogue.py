@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 import msgspec
+from aiohttp import web
 
 from engine.catalogue import reviews
 from engine.catalogue import service as catalogue
@@ -22,7 +23,7 @@ from engine.catalogue.commands import (check_amount, CategoryChanges, NewCategor
 from engine.catalogue.listing import ProductListing, search_query
 from engine.domain.errors import ValidationError
 from engine.domain.principal import Principal
-from web import keys
+from web import keys, product_reads
 from web.api import OPTIONAL, REQUIRED, Reply, Req, RouteTable
 from web.envelope import Pagination
 
@@ -152,8 +153,11 @@ async def list_products(req: Req) -> Reply:
 
 @routes.get("/products/{id}", response=v.ProductDetail, auth=OPTIONAL, policy="catalogue",
             errors=("PRODUCT_NOT_FOUND",), tag="Products", summary="Product details")
-async def get_product(req: Req) -> v.ProductDetail:
-    return await catalogue.product_detail(req.app[keys.DB], req.principal, req.params["id"])
+async def get_product(req: Req) -> web.Response:
+    """Anonymous reads come from the process's cache (see web.product_reads); `ETag`, and a
+    matching `If-None-Match` is `304`."""
+    return await product_reads.product_response(req, req.params["id"])
+
 
 
 @routes.post("/products", body=NewProduct, response=v.ProductDetail, status=201, auth=REQUIRED,
@@ -170,7 +174,9 @@ async def create_product(req: Req) -> v.ProductDetail:
               errors=("PRODUCT_NOT_FOUND", "CONFLICT", "CATEGORY_NOT_FOUND", "VARIANT_NOT_FOUND"), tag="Products",
               summary="Change the supplied fields of a product")
 async def change_product(req: Req) -> v.ProductDetail:
-    return await catalogue.change_product(req.app[keys.DB], req.principal, req.params["id"], req.body)
+    detail = await catalogue.change_product(req.app[keys.DB], req.principal, req.params["id"], req.body)
+    product_reads.forget(req.app, [req.params["id"]])
+    return detail
 
 
 @routes.delete("/products/{id}", response=Deleted, auth=REQUIRED, permission="products:write", policy="admin",
@@ -178,6 +184,7 @@ async def change_product(req: Req) -> v.ProductDetail:
 async def delete_product(req: Req) -> Deleted:
     """Orders referencing the product are unaffected (they keep its name and sku)."""
     await catalogue.delete_product(req.app[keys.DB], req.tenant_id, req.params["id"])
+    product_reads.forget(req.app, [req.params["id"]])
     return Deleted(id=req.params["id"], deleted=True)
 
 
@@ -287,3 +294,7 @@ async def moderation_queue(req: Req) -> Reply:
                      summary="Publish or reject a review; answer it")
 async def moderate_review(req: Req) -> v.Review:
     return await catalogue.moderate_review(req.app[keys.DB], req.principal, req.params["id"], req.body)
+
+
+def setup(app: web.Application) -> None:
+    product_reads.setup(app)
