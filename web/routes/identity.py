@@ -272,7 +272,7 @@ async def set_access(req: Req) -> Me:
     _require_staff(req)
     change = AccessChange(req.body.role, frozenset(req.body.permissions), req.body.disabled)
     account, _ = await change_access(req.app[keys.DB], req.app[VERSIONS], req.tenant_id, req.params["id"], change,
-                                     caller_permissions=req.principal.permissions,
+                                     caller_permissions=req.principal.permissions, caller_id=req.principal.user_id,
                                      on_redis_down=req.app[TROUBLE].identity)
     async with req.app[keys.DB].connection() as conn:
         tenant = await accounts.tenant_by_id(conn, req.tenant_id)
