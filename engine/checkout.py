@@ -43,15 +43,16 @@ from engine.addresses import Address, address_from
 from engine.cart import CartView, cart_with_lines_query, load_cart_to_check_out
 from engine.db import Database
 from engine.idempotency import ResponseSlot, StoredResponse
-from engine.errors import (CartEmpty, Conflict, InsufficientBalance, InsufficientStock, InvalidAddress,
+from engine.domain.errors import (CartEmpty, Conflict, InsufficientBalance, InsufficientStock, InvalidAddress,
                            InvalidCoupon, ItemsUnavailable, KycRequired, MaxQuantityExceeded, ProductNotFound,
-                           UserNotFound, ValidationError, VariantNotFound)
-from engine.money import money
-from engine.order_status import OrderStatus
+                           TooManyUnpaidOrders, UserNotFound, ValidationError, VariantNotFound)
+from engine.domain.money import money
+from engine.domain.order_status import OrderStatus
 from engine.orders import change_status
-from engine.pricing import Coupon, PricedLine, Quote, price
+from engine.payments import payment_url as payment_page
+from engine.domain.pricing import Coupon, PricedLine, Quote, price
 from engine.settings import Settings
-from engine.shipping_rules import ItemSize, ShippingOption, pack, quote_method, validate_destination
+from engine.domain.shipping_rules import ItemSize, ShippingOption, pack, quote_method, validate_destination
 from engine.shipping_store import FIELDS as METHOD_FIELDS
 from engine.shipping_store import method_from_row
 from engine.stock import Reservation, StockLine, StockService
@@ -153,9 +154,10 @@ class _Plan:
 
 async def checkout(db: Database, stock: StockService, settings: Settings, *, tenant_id: UUID, user_id: UUID,
                    request: OrderRequest, actor: str, now: dt.datetime,
-                   respond: ResponseSlot | None = None) -> PlacedOrder:
+                   respond: ResponseSlot | None = None, limit_unpaid: bool = True) -> PlacedOrder:
     """The user's cart as an order (POST /cart/checkout). With `respond` (the request's
-    Idempotency-Key), the response is stored in the order's own transaction."""
+    Idempotency-Key), the response is stored in the order's own transaction. With
+    `limit_unpaid`, TOO_MANY_UNPAID_ORDERS when the buyer already holds `max_unpaid_orders`."""
     async with db.connection() as conn:
         cart, context = await load_cart_to_check_out(conn, tenant_id, user_id, query=_CART_AND_CONTEXT,
                                                      args=_context_args(request))
@@ -165,21 +167,23 @@ async def checkout(db: Database, stock: StockService, settings: Settings, *, ten
         codes = [c.code for c in cart.coupons] + list(request.coupon_codes)
         plan = await _plan(conn, settings, tenant_id, user_id, lines, codes, request, now, context)
     return await _place(db, stock, settings, tenant_id=tenant_id, user_id=user_id, plan=plan, request=request,
-                        cart=cart, actor=actor, now=now, respond=respond)
+                        cart=cart, actor=actor, now=now, respond=respond, limit_unpaid=limit_unpaid)
 
 
 async def place_order(db: Database, stock: StockService, settings: Settings, *, tenant_id: UUID, user_id: UUID,
                       items: Sequence[ItemRequest], request: OrderRequest, actor: str,
-                      now: dt.datetime, respond: ResponseSlot | None = None) -> PlacedOrder:
+                      now: dt.datetime, respond: ResponseSlot | None = None,
+                      limit_unpaid: bool = False) -> PlacedOrder:
     """An order straight from items (POST /orders), for `user_id` (the caller, or a customer
-    of the tenant named by an orders:write key). Same checks and guarantees as checkout."""
+    of the tenant named by an orders:write key). Same checks and guarantees as checkout;
+    `limit_unpaid` when the buyer orders for themselves."""
     if not items:
         raise ValidationError(details={"items": ["at least one item is required"]})
     async with db.connection() as conn:
         lines = await _load_items(conn, settings, tenant_id, items)
         plan = await _plan(conn, settings, tenant_id, user_id, lines, list(request.coupon_codes), request, now)
     return await _place(db, stock, settings, tenant_id=tenant_id, user_id=user_id, plan=plan, request=request,
-                        cart=None, actor=actor, now=now, respond=respond)
+                        cart=None, actor=actor, now=now, respond=respond, limit_unpaid=limit_unpaid)
 
 
 # ----------------------------------------------------------------------------- step 1: check and price
@@ -322,6 +326,10 @@ async def _load_items(conn: asyncpg.Connection, settings: Settings, tenant_id: U
 #            checkout in another process since then makes this find nothing; cart row lock next,
 #            as every cart write takes it first;
 #   usable   the coupons ($2) still within their limits, locked in id order;
+#   slot     with a limit on unpaid orders ($43, NULL for none): one of the buyer's numbered
+#            slots (migration 0011), free when absent or when its order is no longer unpaid.
+#            Its primary key is what makes two concurrent orders unable to share a slot: the
+#            loser's ON CONFLICT sees the winner's row and its still-unpaid order, and refuses;
 #   go       one row when all of it holds.
 # Then, each from `go`: holds consumed (the order owns the units from here on), coupon usage
 # counted, order numbered from the tenant's sequence, items, history, redemptions, the payment
@@ -342,7 +350,20 @@ WITH held AS (SELECT id FROM stock_holds WHERE id = ANY($1::uuid[]) ORDER BY id 
                         (SELECT count(*) FROM coupon_redemptions r WHERE r.coupon_id = c.id AND r.user_id = $6))
                  ORDER BY c.id FOR UPDATE),
      coupons_ok AS (SELECT (SELECT count(*) FROM usable) = cardinality($2::uuid[]) AS ok),
-     go AS (SELECT 1 AS one WHERE (SELECT ok FROM cart_ok) AND (SELECT ok FROM coupons_ok)),
+     checked AS (SELECT 1 AS one WHERE (SELECT ok FROM cart_ok) AND (SELECT ok FROM coupons_ok)),
+     free_slot AS (SELECT s FROM generate_series(1, $43::int) s
+                    WHERE EXISTS (SELECT 1 FROM checked)
+                      AND NOT EXISTS (SELECT 1 FROM unpaid_order_slots u WHERE u.user_id = $6 AND u.slot = s
+                                         AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.id = u.order_id
+                                                           AND o.status <> 'PENDING_PAYMENT'))
+                    ORDER BY s LIMIT 1),
+     slot AS (INSERT INTO unpaid_order_slots (user_id, slot, order_id) SELECT $6, s, $7 FROM free_slot
+              ON CONFLICT (user_id, slot) DO UPDATE SET order_id = EXCLUDED.order_id, claimed_at = now()
+               WHERE EXISTS (SELECT 1 FROM orders o WHERE o.id = unpaid_order_slots.order_id
+                               AND o.status <> 'PENDING_PAYMENT')
+              RETURNING 1),
+     slot_ok AS (SELECT $43::int IS NULL OR EXISTS (SELECT 1 FROM slot) AS ok),
+     go AS (SELECT 1 AS one FROM checked WHERE (SELECT ok FROM slot_ok)),
      consumed AS (DELETE FROM stock_holds WHERE id IN (SELECT id FROM held) AND EXISTS (SELECT 1 FROM go)),
      counted AS (UPDATE coupons SET used_count = used_count + 1
                   WHERE id IN (SELECT id FROM usable) AND EXISTS (SELECT 1 FROM go)),
@@ -381,14 +402,15 @@ WITH held AS (SELECT id FROM stock_holds WHERE id = ANY($1::uuid[]) ORDER BY id 
                  WHERE tenant_id = $5 AND scope = $41 AND key = $42 AND response_status IS NULL
                    AND EXISTS (SELECT 1 FROM placed) RETURNING 1)
 SELECT (SELECT ok FROM holds_ok) AS holds_ok, (SELECT ok FROM cart_ok) AS cart_ok,
-       (SELECT ok FROM coupons_ok) AS coupons_ok, (SELECT order_number FROM placed) AS order_number,
+       (SELECT ok FROM coupons_ok) AS coupons_ok, (SELECT ok FROM slot_ok) AS slot_ok,
+       (SELECT order_number FROM placed) AS order_number,
        EXISTS (SELECT 1 FROM stored) AS stored
 """
 
 
 async def _place(db: Database, stock: StockService, settings: Settings, *, tenant_id: UUID, user_id: UUID,
                  plan: _Plan, request: OrderRequest, cart: CartView | None, actor: str,
-                 now: dt.datetime, respond: ResponseSlot | None) -> PlacedOrder:
+                 now: dt.datetime, respond: ResponseSlot | None, limit_unpaid: bool) -> PlacedOrder:
     reservation = await stock.reserve_all(
         StockLine(ln.stock_id if ln.track_inventory else None, ln.quantity, ln.product_id, ln.variant_id)
         for ln in plan.lines)
@@ -397,11 +419,11 @@ async def _place(db: Database, stock: StockService, settings: Settings, *, tenan
             async with db.transaction() as conn:
                 return await _write(conn, settings, tenant_id=tenant_id, user_id=user_id, plan=plan,
                                     request=request, cart=cart, actor=actor, now=now, reservation=reservation,
-                                    respond=respond)
+                                    respond=respond, limit_unpaid=limit_unpaid)
         async with db.connection() as conn:
             return await _write(conn, settings, tenant_id=tenant_id, user_id=user_id, plan=plan,
                                 request=request, cart=cart, actor=actor, now=now, reservation=reservation,
-                                respond=respond)
+                                respond=respond, limit_unpaid=limit_unpaid)
     except BaseException:
         await _release_quietly(stock, reservation)
         raise
@@ -416,7 +438,7 @@ async def _release_quietly(stock: StockService, reservation: Reservation) -> Non
 
 async def _write(conn: asyncpg.Connection, settings: Settings, *, tenant_id: UUID, user_id: UUID, plan: _Plan,
                  request: OrderRequest, cart: CartView | None, actor: str, now: dt.datetime,
-                 reservation: Reservation, respond: ResponseSlot | None) -> PlacedOrder:
+                 reservation: Reservation, respond: ResponseSlot | None, limit_unpaid: bool) -> PlacedOrder:
     q = plan.quote
     balance = request.pays_from_balance
     method = "BALANCE" if balance else request.payment_method
@@ -427,10 +449,12 @@ async def _write(conn: asyncpg.Connection, settings: Settings, *, tenant_id: UUI
                          "estimatedFrom": option.estimated_min.isoformat()}
     applied = [{"code": c.code, "kind": c.kind, "discount": str(c.discount)} for c in q.applied_coupons]
     lines = plan.lines
+    # The hoarding limit: the buyer's own unpaid orders only (a balance payment is paid at once).
+    unpaid_limit = settings.max_unpaid_orders if limit_unpaid and not balance and settings.max_unpaid_orders > 0 else None
     order_id = uuid4()
 
     def placed(number: str) -> PlacedOrder:
-        payment_url = f"{settings.public_base_url}/pay/{order_id}" if method in ("CARD", "EWALLET") else None
+        payment_url = payment_page(settings, method=method, order_id=order_id, tenant_id=tenant_id, now=now)
         bank = ({"bankName": BANK_NAME, "accountNumber": BANK_ACCOUNT, "bik": BANK_BIK,
                  "purpose": f"Payment for order {number}"} if method == "BANK_TRANSFER" else None)
         status = OrderStatus.PAID if balance else OrderStatus.PENDING_PAYMENT
@@ -457,7 +481,8 @@ async def _write(conn: asyncpg.Connection, settings: Settings, *, tenant_id: UUI
         [ln.quantity for ln in lines], [money(ln.unit_price) for ln in lines],
         [ln.commission_percentage for ln in lines], [ln.career_points_percentage for ln in lines],
         actor, outbox.EXPIRE_ORDER, response_status, template, marker,
-        None if respond is None else respond.scope, None if respond is None else respond.key)
+        None if respond is None else respond.scope, None if respond is None else respond.key,
+        unpaid_limit)
     if not row["holds_ok"]:  # the reconciler took them: this checkout outlived hold_grace
         raise Conflict("The stock reservation expired during checkout; check out again.")
     if not row["cart_ok"]:
@@ -466,6 +491,9 @@ async def _write(conn: asyncpg.Connection, settings: Settings, *, tenant_id: UUI
         raise Conflict("The cart changed during checkout; review it and try again.")
     if not row["coupons_ok"]:
         raise InvalidCoupon("A coupon reached its usage limit.", extra={"reason": "USAGE_LIMIT_REACHED"})
+    if not row["slot_ok"]:
+        raise TooManyUnpaidOrders(f"At most {unpaid_limit} unpaid orders at once: pay or cancel one first.",
+                                  extra={"limit": unpaid_limit})
     number = row["order_number"]
 
     if balance:

@@ -28,7 +28,7 @@ from typing import Any, Callable
 from uuid import UUID
 
 from engine.db import Database
-from engine.errors import Conflict, IdempotencyKeyReused
+from engine.domain.errors import Conflict, IdempotencyKeyReused
 
 POLL_SECONDS = 0.05
 

@@ -5,7 +5,7 @@
 
 Rules:
 - only a DELIVERED order, within `refund_period_days` of delivery
-  (engine.order_status.check_refundable), with units not yet refunded and money not yet
+  (engine.domain.order_status.check_refundable), with units not yet refunded and money not yet
   refunded, and no other request open (PENDING_REVIEW or APPROVED) for it;
 - a request covers all unrefunded units, or the units of the `itemIds` given. Its amount is the
   goods' share of what was paid (unit price x quantity scaled by (total - shipping) / subtotal,
@@ -34,15 +34,15 @@ from uuid import UUID
 
 import asyncpg
 
-from engine import outbox, stock
+from engine import outbox, partner_ledger, stock
 from engine.db import Database
-from engine.errors import CannotRefund, Conflict, RefundAlreadyRequested, RefundNotFound, ValidationError
-from engine.money import money
-from engine.order_status import OrderStatus, check_refundable
+from engine.domain.errors import CannotRefund, Conflict, RefundAlreadyRequested, RefundNotFound, ValidationError
+from engine.domain.money import money
+from engine.domain.order_status import OrderStatus, check_refundable
 from engine.orders import actor_of, change_status, lock_order
 from engine.payments import refund_execution as execution
 from engine.payments.provider import PaymentProvider, RefundRejected
-from engine.principal import Principal
+from engine.domain.principal import Principal
 
 PENDING_REVIEW, APPROVED, REJECTED, COMPLETED, FAILED = "PENDING_REVIEW", "APPROVED", "REJECTED", "COMPLETED", "FAILED"
 STATUSES = (PENDING_REVIEW, APPROVED, REJECTED, COMPLETED, FAILED)
@@ -266,14 +266,8 @@ async def _refund_to_balance(conn: asyncpg.Connection, req: asyncpg.Record, orde
     if not grown:
         await _fail(conn, req["id"], "The refund would exceed the amount paid.", now)
         return FAILED
-    await conn.execute(
-        "INSERT INTO partner_ledger (tenant_id, user_id, order_id, kind, amount, note)"
-        " VALUES ($1, $2, NULL, 'REFUND', $3, $4)", order["tenant_id"], order["user_id"], amount,
-        f"Refund {req['id']} of order {order['order_number']}")
-    await conn.execute(
-        "INSERT INTO partner_balances (user_id, tenant_id, balance) VALUES ($1, $2, $3) ON CONFLICT (user_id)"
-        " DO UPDATE SET balance = partner_balances.balance + EXCLUDED.balance, updated_at = now()",
-        order["user_id"], order["tenant_id"], amount)
+    await partner_ledger.credit(conn, order["tenant_id"], order["user_id"], partner_ledger.REFUND, amount,
+                                f"Refund {req['id']} of order {order['order_number']}")
     await _finish(conn, req, restock=restock, now=now)
     return COMPLETED
 

@@ -16,6 +16,10 @@ class SettingsError(ValueError):
     """A setting is missing or malformed."""
 
 
+# Where Redis is when REDIS_URL is unset (tests, a bare `commerce serve` next to a local Redis).
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
 def _setting(env: str, default: Any, help: str, secret: bool = False) -> Any:
     return field(default=default, metadata={"env": env, "help": help, "secret": secret})
 
@@ -41,6 +45,7 @@ class Settings:
     log_level: str = _setting("LOG_LEVEL", "info", "debug, info, warning or error")
     request_timeout: float = _setting("REQUEST_TIMEOUT", 20.0, "Seconds one API request may take in all; past that it answers 503 with Retry-After")
     shutdown_grace: float = _setting("SHUTDOWN_GRACE", 10.0, "Seconds in-flight requests get to finish on SIGTERM")
+    metrics_port: int = _setting("METRICS_PORT", 0, "Port of a separate /metrics listener on HOST; when set, the API port answers /metrics with 404. 0 keeps /metrics on the API port (the shipped nginx never proxies it)")
 
     # Identity.
     jwt_keys: str | None = _setting("JWT_KEYS", None, "Signing keys as kid:secret pairs, comma separated; the first signs, the rest still verify (rotation). Required outside dev", secret=True)
@@ -93,6 +98,9 @@ class Settings:
     # Payments and workers.
     payment_webhook_secret: str | None = _setting("PAYMENT_WEBHOOK_SECRET", None, "HMAC secret of the sandbox payment provider's webhooks. Required outside dev", secret=True)
     webhook_tolerance_seconds: int = _setting("WEBHOOK_TOLERANCE_SECONDS", 300, "Oldest webhook timestamp accepted")
+    payment_provider: str = _setting("PAYMENT_PROVIDER", "", "Payment provider adapter: sandbox or none. Empty means sandbox in `commerce dev`, none in `commerce serve` (the sandbox settles orders only when named here)")
+    sandbox_provider_secret: str | None = _setting("SANDBOX_PROVIDER_SECRET", None, "The sandbox provider's own signing secret (its side of PAYMENT_WEBHOOK_SECRET; set both to the same value). Needed with PAYMENT_PROVIDER=sandbox outside dev")
+    max_unpaid_orders: int = _setting("MAX_UNPAID_ORDERS", 5, "Unpaid (PENDING_PAYMENT) orders a customer may hold at once; beyond is 409 TOO_MANY_UNPAID_ORDERS. 0 turns the limit off")
     broker: str = _setting("BROKER", "redis", "redis or rabbitmq")
     rabbitmq_url: str | None = _setting("RABBITMQ_URL", None, "AMQP URL when BROKER=rabbitmq")
     worker_processes: int = _setting("WORKER_PROCESSES", 2, "Processes `commerce worker` starts")
@@ -137,6 +145,11 @@ class Settings:
                 default = str(f.default).lower()
             out.append((f.metadata["env"], default, f.metadata["help"]))
         return out
+
+    @property
+    def redis_address(self) -> str:
+        """REDIS_URL, or a Redis on this machine when it is unset: what every client connects to."""
+        return self.redis_url or DEFAULT_REDIS_URL
 
 
 def _coerce(name: str, raw: str, default: Any) -> Any:

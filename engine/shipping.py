@@ -1,5 +1,5 @@
 """The shipping service: methods for a destination, quotes for items or a cart, and the staff's
-management of methods and their zones. Rules live in engine.shipping_rules (the same ones
+management of methods and their zones. Rules live in engine.domain.shipping_rules (the same ones
 checkout prices with); rows in engine.shipping_store; this module loads, asks and stores.
 
 Invariants: every read and write is scoped to the tenant; a cart is read only for its owner
@@ -19,9 +19,9 @@ import asyncpg
 
 from engine.checkout import ItemRequest
 from engine.db import Database
-from engine.errors import NotFound, ProductNotFound, ShippingMethodNotFound, ValidationError
-from engine.money import money
-from engine.shipping_rules import (ItemSize, Parcel, ShippingMethod, ShippingOption, Zone, methods_for, pack,
+from engine.domain.errors import NotFound, ProductNotFound, ShippingMethodNotFound, ValidationError
+from engine.domain.money import money
+from engine.domain.shipping_rules import (ItemSize, Parcel, ShippingMethod, ShippingOption, Zone, methods_for, pack,
                                    quote, validate_destination)
 from engine.shipping_store import load_methods, method_from_row
 

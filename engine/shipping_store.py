@@ -1,4 +1,4 @@
-"""Shipping methods as stored: the rows of `shipping_methods` as engine.shipping_rules values.
+"""Shipping methods as stored: the rows of `shipping_methods` as engine.domain.shipping_rules values.
 
 jsonb formats (migration 0001):
 - zones: [{"countries": ["RU"], "postalRanges": [["100000", "199999"]]}, ...]
@@ -14,8 +14,8 @@ from uuid import UUID
 
 import asyncpg
 
-from engine.money import money
-from engine.shipping_rules import ShippingMethod, WeightBand, Zone
+from engine.domain.money import money
+from engine.domain.shipping_rules import ShippingMethod, WeightBand, Zone
 
 _COLUMNS = ("id, name, carrier, description, min_days, max_days, currency, free_threshold, zones,"
             " weight_bands, active")

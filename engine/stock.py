@@ -53,7 +53,7 @@ import asyncpg
 
 from engine.actors import Actor, ActorRegistry, ActorStats
 from engine.db import Database
-from engine.errors import ActorUnavailable, DomainError, InsufficientStock
+from engine.domain.errors import ActorUnavailable, DomainError, InsufficientStock
 from engine.settings import Settings
 
 PENDING, APPLIED, ABANDONED = "pending", "applied", "abandoned"

@@ -12,7 +12,7 @@ from uuid import UUID
 
 import asyncpg
 
-from engine.errors import Conflict, NotFound
+from engine.domain.errors import Conflict, NotFound
 
 
 async def create_stock(conn: asyncpg.Connection, *, tenant_id: UUID, product_id: UUID,

@@ -24,10 +24,10 @@ import asyncpg
 from engine.carrier import Carrier, CarrierEvent, Parcel
 from engine.carrier.port import DELIVERED, SHIPPED
 from engine.db import Database
-from engine.errors import InvalidStatusTransition, NotShipped, OrderNotFound, ValidationError
-from engine.order_status import OrderStatus
+from engine.domain.errors import InvalidStatusTransition, NotShipped, OrderNotFound, ValidationError
+from engine.domain.order_status import OrderStatus
 from engine.orders import actor_of, change_status, lock_order, reader_scope
-from engine.principal import Principal
+from engine.domain.principal import Principal
 
 S = OrderStatus
 SYNC_ACTOR = "system:sync_tracking"

@@ -42,12 +42,18 @@ def cmd_dev(args: argparse.Namespace) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    from ops.serve import serve
+    from engine.payments.config import check as check_payments
+    from ops.serve import refuse_dev_mode, serve
 
     settings = _settings(**({"host": args.host} if args.host else {}), **({"port": args.port} if args.port else {}))
+    try:
+        refuse_dev_mode(settings)
+    except SettingsError as exc:
+        sys.exit(f"commerce: {exc}")
     _require_urls(settings)
     try:
         settings.require_secrets()
+        check_payments(settings)
     except SettingsError as exc:
         sys.exit(f"commerce: {exc}")
     serve(settings, processes=args.processes)
@@ -99,7 +105,7 @@ def cmd_user_create(args: argparse.Namespace) -> None:
 
 
 def cmd_user_set_access(args: argparse.Namespace) -> None:
-    from engine.errors import DomainError
+    from engine.domain.errors import DomainError
     from engine.identity.cli_support import set_access
 
     settings = _settings()

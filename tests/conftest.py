@@ -90,6 +90,8 @@ def base_settings(database_url: str, redis_url: str) -> Settings:
         log_format="console",
         log_level="warning",
         payment_webhook_secret="test-webhook-secret-0123456789abcdef",
+        # The sandbox provider's own copy of the shared webhook secret (engine.payments.config).
+        sandbox_provider_secret="test-webhook-secret-0123456789abcdef",
     )
 
 

@@ -24,8 +24,9 @@ from typing import Any, Awaitable, Callable
 import msgspec
 from aiohttp import web
 
-from engine.errors import Forbidden, RateLimited, ServiceUnavailable, Unauthorized, ValidationError
-from engine.principal import Principal
+from engine.domain.errors import Forbidden, RateLimited, ServiceUnavailable, Unauthorized, ValidationError
+from engine.domain.principal import Principal
+from engine import idempotency
 from web import keys
 from web.envelope import success
 
@@ -130,6 +131,11 @@ class RouteTable:
             app.router.add_route(spec.method, spec.full_path, _endpoint(spec), name=None)
 
 
+# The tables an app was built from (openapi and the rate-limit policy check read them). Kept next
+# to RouteTable rather than in web.keys, which web.api itself imports.
+ROUTES: web.AppKey[list[RouteTable]] = web.AppKey("routes")
+
+
 # ----------------------------------------------------------------------------- decoding
 
 def _field_path(message: str) -> tuple[str, str]:
@@ -153,6 +159,30 @@ def validation_error(exc: msgspec.ValidationError, root: str = "") -> Validation
     return ValidationError("Invalid input data.", details={path: [message]})
 
 
+# A JSON string (escapes included) or one bracket: strings are skipped whole, so brackets
+# inside them never count.
+_JSON_NESTING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def json_depth(raw: bytes, limit: int) -> int:
+    """The deepest nesting of arrays and objects in `raw`, counted up to just past `limit`
+    (MAX_JSON_DEPTH); a body with no more brackets than the limit is not scanned at all."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return 0
+    depth = deepest = 0
+    for token in _JSON_NESTING.finditer(raw):
+        c = token.group()[:1]
+        if c in (b"[", b"{"):
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    break
+        elif c in (b"]", b"}"):
+            depth -= 1
+    return deepest
+
+
 async def decode_body(request: web.Request, typ: Any) -> Any:
     if request.content_type != "application/json":
         if not request.can_read_body:
@@ -163,6 +193,10 @@ async def decode_body(request: web.Request, typ: Any) -> Any:
         raise ValidationError("A JSON body is required.", details={"body": ["required"]})
     if b"\\u0000" in raw or b"\\U0000" in raw:
         raise ValidationError("NUL characters are not allowed.", details={"body": ["contains NUL"]})
+    max_depth = request.app[keys.SETTINGS].max_json_depth
+    if json_depth(raw, max_depth) > max_depth:
+        raise ValidationError("JSON is nested too deeply.",
+                              details={"body": [f"nested deeper than {max_depth} levels"]})
     try:
         return msgspec.json.decode(raw, type=typ)
     except msgspec.ValidationError as exc:
@@ -203,6 +237,37 @@ def decode_params(request: web.Request, spec: RouteSpec) -> dict[str, Any]:
     return params
 
 
+# ----------------------------------------------------------------------------- idempotent replays
+
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+def request_digest(request: web.Request, body: Any) -> bytes:
+    """What makes two requests under one Idempotency-Key "the same" (engine.idempotency)."""
+    encoded = msgspec.json.encode(body) if body is not None else b""
+    return idempotency.request_hash(request.method, request.path, encoded)
+
+
+def replayed(stored: idempotency.StoredResponse) -> web.Response:
+    return web.Response(body=stored.body, status=stored.status, content_type="application/json",
+                        headers={REPLAYED_HEADER: "true"})
+
+
+async def stored_replay(request: web.Request, spec: RouteSpec, principal: Principal) -> web.Response | None:
+    """The stored answer to this keyed request, or None (not an idempotent route, no key,
+    nothing stored yet, another request under the key, or a body that does not decode)."""
+    key = request.headers.get("Idempotency-Key")
+    if not spec.idempotent or key is None or principal.is_anonymous:
+        return None
+    try:
+        body = await decode_body(request, spec.body) if spec.body is not None else None
+    except Exception:  # noqa: BLE001 - any decoding problem: not a replay, the refusal stands
+        return None
+    stored = await idempotency.stored(request.app[keys.DB], principal.tenant_id, principal.scope, key,
+                                      request_digest(request, body))
+    return None if stored is None else replayed(stored)
+
+
 # ----------------------------------------------------------------------------- endpoint
 
 def _endpoint(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -232,13 +297,11 @@ def _endpoint(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamRe
         try:
             limit_headers = await app[keys.LIMITER].check(request, principal, policy)
         except RateLimited:
-            if spec.idempotent:
-                # A retry of a request whose answer is stored costs nothing: answer it even when
-                # the budget is spent. (Imported here: web.idempotency builds on this module.)
-                from web.idempotency import stored_replay
-                replay = await stored_replay(request, spec, principal)
-                if replay is not None:
-                    return replay
+            # A retry of a request whose answer is stored costs nothing: answer it even when the
+            # budget is spent (web/idempotency.py).
+            replay = await stored_replay(request, spec, principal)
+            if replay is not None:
+                return replay
             raise
         request[keys.RATE_LIMIT_HEADERS] = limit_headers
         params = decode_params(request, spec)

@@ -28,13 +28,13 @@ from uuid import UUID
 from aiohttp import web
 
 from engine.db import Database
-from engine.errors import ServiceUnavailable, Unauthorized, ValidationError
+from engine.domain.errors import ServiceUnavailable, Unauthorized, ValidationError
 from engine.identity import account_versions, api_keys
 from engine.identity.account_versions import AccountVersions
 from engine.identity.revocation import Revocations
 from engine.identity.sessions import REDIS_DOWN
 from engine.identity.tokens import TokenIssuer
-from engine.principal import Principal
+from engine.domain.principal import Principal
 from engine.settings import Settings
 from web.ratelimit import Breaker
 

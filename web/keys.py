@@ -8,11 +8,10 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from engine.db import Database
-from engine.principal import Principal
+from engine.domain.principal import Principal
 from engine.settings import Settings
 
 if TYPE_CHECKING:
-    from web.api import RouteTable
     from web.auth import Authenticator
     from web.metrics import Metrics
     from web.ratelimit import RateLimiter
@@ -23,7 +22,6 @@ REDIS = web.AppKey("redis", aioredis.Redis)
 METRICS: web.AppKey["Metrics"] = web.AppKey("metrics")
 AUTH: web.AppKey["Authenticator"] = web.AppKey("auth")
 LIMITER: web.AppKey["RateLimiter"] = web.AppKey("limiter")
-ROUTES: web.AppKey[list["RouteTable"]] = web.AppKey("routes")
 OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")
 
 # Per-request storage.

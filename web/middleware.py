@@ -10,6 +10,7 @@ import structlog
 from aiohttp import web
 
 from web import keys
+from web.envelope import ERROR_CODE
 
 log = structlog.get_logger("web")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -46,5 +47,6 @@ async def request_context(request: web.Request, handler):  # type: ignore[no-unt
         principal = request.get(keys.PRINCIPAL)
         log.info("request", method=request.method, path=request.path, route=route, status=status,
                  duration_ms=round(elapsed * 1000, 2),
+                 error=response.get(ERROR_CODE) if response is not None else "INTERNAL_ERROR",
                  user_id=str(principal.user_id) if principal is not None and principal.user_id else None,
                  tenant_id=str(principal.tenant_id) if principal is not None else None)

@@ -20,12 +20,12 @@ from typing import Callable
 from uuid import UUID
 
 from engine.db import Database
-from engine.errors import Forbidden, UserNotFound, ValidationError
+from engine.domain.errors import Forbidden, UserNotFound, ValidationError
 from engine.identity import accounts, api_keys
 from engine.identity.account_versions import AccountVersions, signed
 from engine.identity.accounts import Account
 from engine.identity.sessions import REDIS_DOWN
-from engine.principal import ROLES
+from engine.domain.principal import ROLES
 
 MAX_PERMISSIONS = api_keys.MAX_SCOPES
 

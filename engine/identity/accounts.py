@@ -15,9 +15,9 @@ from uuid import UUID
 import asyncpg
 
 from engine.db import Database
-from engine.errors import EmailTaken, TenantNotFound, UserNotFound, ValidationError
+from engine.domain.errors import EmailTaken, TenantNotFound, UserNotFound, ValidationError
 from engine.identity.passwords import MAX_LENGTH, MIN_LENGTH, Passwords
-from engine.principal import ROLES
+from engine.domain.principal import ROLES
 
 KYC_STATUSES = ("NONE", "PENDING", "VERIFIED", "REJECTED")
 # Deliberately loose: one @, no spaces, a dot in the domain. Deliverability is the mailer's job.

@@ -21,7 +21,7 @@ from uuid import UUID
 import asyncpg
 
 from engine.db import Database
-from engine.errors import Unauthorized
+from engine.domain.errors import Unauthorized
 
 TOKEN_BYTES = 32
 

@@ -21,14 +21,14 @@ from uuid import UUID
 from redis.exceptions import RedisError
 
 from engine.db import Database
-from engine.errors import InvalidCredentials, RateLimited, ServiceUnavailable, Unauthorized
+from engine.domain.errors import InvalidCredentials, RateLimited, ServiceUnavailable, Unauthorized
 from engine.identity import accounts, refresh
 from engine.identity.accounts import Account
 from engine.identity.login_throttle import LoginThrottle
 from engine.identity.passwords import Passwords
 from engine.identity.revocation import Revocations
 from engine.identity.tokens import AccessClaims, TokenIssuer
-from engine.principal import Principal
+from engine.domain.principal import Principal
 from engine.settings import Settings
 
 REDIS_DOWN = (RedisError, OSError, TimeoutError)

@@ -22,7 +22,7 @@ from uuid import UUID
 
 import jwt
 
-from engine.errors import Unauthorized
+from engine.domain.errors import Unauthorized
 from engine.settings import Settings, SettingsError
 
 ALGORITHM = "HS256"

@@ -19,7 +19,7 @@ import asyncpg
 
 from engine import outbox
 from engine.db import Database
-from engine.errors import InvalidStatusTransition
+from engine.domain.errors import InvalidStatusTransition
 from engine import orders
 from engine.orders import change_status
 

@@ -46,9 +46,9 @@ RESOURCES: dict[str, dict[str, str]] = {
 # Routes whose path parameter is not another party's object, with the reason.
 NOT_OBJECTS = {
     "/api/v1/cart/coupons/{code}": "a coupon code on the caller's own cart: no foreign object is addressable",
-    "/pay/{orderId}": "sandbox hosted payment page: a capability URL by design (unguessable order id)",
-    "/pay/{orderId}/complete": "sandbox hosted payment page (capability URL)",
-    "/pay/{orderId}/fail": "sandbox hosted payment page (capability URL)",
+    "/pay/{token}": "sandbox hosted payment page: the path is a signed token bound to one order and tenant",
+    "/pay/{token}/complete": "sandbox hosted payment page (signed token + form token)",
+    "/pay/{token}/fail": "sandbox hosted payment page (signed token + form token)",
 }
 USER_OWNED = {"address", "cart_item", "order", "refund_request"}
 BODIES: dict[tuple[str, str], dict] = {

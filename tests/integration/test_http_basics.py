@@ -8,9 +8,10 @@ from typing import Annotated
 
 import msgspec
 import pytest
+import structlog.testing
 from aiohttp.test_utils import TestClient, TestServer
 
-from engine.errors import InsufficientStock
+from engine.domain.errors import InsufficientStock
 from web.api import Req, RouteTable
 from web.app import create_app
 
@@ -165,6 +166,17 @@ async def test_500_hides_internals_and_carries_request_id(probe_client):
     assert status == 500 and body["error"]["code"] == "INTERNAL_ERROR"
     assert "secret internals" not in json.dumps(body) and "Traceback" not in json.dumps(body)
     assert body["error"]["requestId"] == "abc-123" and headers["X-Request-ID"] == "abc-123"
+
+
+async def test_the_request_log_line_carries_the_error_code(probe_client):
+    with structlog.testing.capture_logs() as logs:
+        await _call(probe_client, "GET", "/api/v1/test/stock")
+        await _call(probe_client, "GET", "/api/v1/test/boom")
+        await _call(probe_client, "GET", "/healthz")
+    lines = {e["route"]: e for e in logs if e["event"] == "request"}
+    assert lines["/api/v1/test/stock"]["error"] == "INSUFFICIENT_STOCK"
+    assert lines["/api/v1/test/boom"]["error"] == "INTERNAL_ERROR"
+    assert lines["/healthz"]["error"] is None
 
 
 async def test_request_id_generated_or_echoed(probe_client):

@@ -9,7 +9,7 @@ import uuid
 import jwt
 import pytest
 
-from engine.errors import Forbidden, Unauthorized, ValidationError
+from engine.domain.errors import Forbidden, Unauthorized, ValidationError
 from engine.identity.access import AccessChange, check_change, check_grant
 from engine.identity.accounts import Account
 from engine.identity.tokens import TokenIssuer

@@ -9,7 +9,7 @@ from uuid import UUID
 import msgspec
 
 from engine import addresses as store
-from engine.errors import Forbidden
+from engine.domain.errors import Forbidden
 from web import keys
 from web.api import REQUIRED, Reply, Req, RouteTable
 from web.envelope import Pagination

@@ -12,8 +12,8 @@ from typing import Annotated, Literal
 import msgspec
 
 from engine import coupons
-from engine.errors import ValidationError
-from engine.money import to_api
+from engine.domain.errors import ValidationError
+from engine.domain.money import to_api
 from web import keys
 from web.api import REQUIRED, Reply, Req, RouteTable
 from web.envelope import Pagination

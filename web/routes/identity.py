@@ -16,8 +16,8 @@ import structlog
 from aiohttp import web
 from prometheus_client import Counter
 
-from engine.errors import Forbidden
-from engine.identity import accounts, api_keys
+from engine.domain.errors import Forbidden
+from engine.identity import api_keys, service
 from engine.identity.access import AccessChange, change_access
 from engine.identity.account_versions import AccountVersions
 from engine.identity.accounts import Account, Tenant
@@ -27,7 +27,7 @@ from engine.identity.revocation import Revocations
 from engine.identity.sessions import Session, Sessions
 from engine.identity.tokens import TokenIssuer
 from web import keys
-from web.api import PUBLIC, REQUIRED, Reply, Req, RouteTable
+from web.api import PUBLIC, REQUIRED, ROUTES, Reply, Req, RouteTable
 from web.auth import SESSION_ID, Authenticator
 from web.envelope import Pagination
 from web.ratelimit import POLICIES, RedisRateLimiter, client_address
@@ -163,8 +163,7 @@ def _key_out(k: api_keys.ApiKey) -> ApiKeyOut:
 
 
 async def _auth_result(req: Req, account: Account, session: Session) -> AuthResult:
-    async with req.app[keys.DB].connection() as conn:
-        tenant = await accounts.tenant_by_id(conn, account.tenant_id)
+    tenant = await service.tenant(req.app[keys.DB], account.tenant_id)
     return AuthResult(access_token=session.access_token, refresh_token=session.refresh_token,
                       token_type="Bearer", expires_in=session.expires_in, user=_me(account, tenant))
 
@@ -214,9 +213,7 @@ async def logout(req: Req) -> LoggedOut:
 async def me(req: Req) -> Me:
     if req.principal.user_id is None:
         raise Forbidden("An API key has no user.")
-    async with req.app[keys.DB].connection() as conn:
-        account = await accounts.get(conn, req.tenant_id, req.principal.user_id)
-        tenant = await accounts.tenant_by_id(conn, req.tenant_id)
+    account, tenant = await service.account_and_tenant(req.app[keys.DB], req.tenant_id, req.principal.user_id)
     return _me(account, tenant)
 
 
@@ -230,9 +227,8 @@ async def create_key(req: Req) -> ApiKeyCreated:
     scopes = api_keys.check_scopes(req.body.scopes)
     if not req.principal.can("*") and not scopes <= req.principal.permissions:
         raise Forbidden("A key cannot carry scopes its creator does not hold.")
-    async with req.app[keys.DB].transaction() as conn:
-        key, plaintext = await api_keys.create(conn, req.tenant_id, req.body.name.strip(), scopes,
-                                               req.body.plan, req.principal.user_id)
+    key, plaintext = await service.create_key(req.app[keys.DB], req.tenant_id, req.body.name.strip(), scopes,
+                                            req.body.plan, req.principal.user_id)
     return ApiKeyCreated(**msgspec.structs.asdict(_key_out(key)), key=plaintext)
 
 
@@ -241,8 +237,7 @@ async def create_key(req: Req) -> ApiKeyCreated:
 async def list_keys(req: Req) -> Reply:
     _require_staff(req)
     q = req.query
-    async with req.app[keys.DB].connection() as conn:
-        found, total = await api_keys.page(conn, req.tenant_id, q.page_size, (q.page - 1) * q.page_size)
+    found, total = await service.key_page(req.app[keys.DB], req.tenant_id, page=q.page, page_size=q.page_size)
     return Reply(ApiKeyList(api_keys=[_key_out(k) for k in found]),
                  meta={"pagination": Pagination.of(total, q.page, q.page_size)})
 
@@ -251,17 +246,14 @@ async def list_keys(req: Req) -> Reply:
                errors=("API_KEY_NOT_FOUND",), tag="API keys", summary="Revoke an API key at once")
 async def revoke_key(req: Req) -> ApiKeyOut:
     _require_staff(req)
-    async with req.app[keys.DB].transaction() as conn:
-        return _key_out(await api_keys.revoke(conn, req.tenant_id, req.params["id"]))
+    return _key_out(await service.revoke_key(req.app[keys.DB], req.tenant_id, req.params["id"]))
 
 
 @routes.patch("/admin/users/{id}/kyc", policy="admin", body=KycIn, response=Me, auth=REQUIRED, permission="users:write",
               errors=("USER_NOT_FOUND",), tag="Users", summary="Record a KYC decision for a user")
 async def set_kyc(req: Req) -> Me:
     _require_staff(req)
-    async with req.app[keys.DB].transaction() as conn:
-        account = await accounts.set_kyc_status(conn, req.tenant_id, req.params["id"], req.body.kyc_status)
-        tenant = await accounts.tenant_by_id(conn, req.tenant_id)
+    account, tenant = await service.record_kyc(req.app[keys.DB], req.tenant_id, req.params["id"], req.body.kyc_status)
     return _me(account, tenant)
 
 
@@ -274,9 +266,7 @@ async def set_access(req: Req) -> Me:
     account, _ = await change_access(req.app[keys.DB], req.app[VERSIONS], req.tenant_id, req.params["id"], change,
                                      caller_permissions=req.principal.permissions, caller_id=req.principal.user_id,
                                      on_redis_down=req.app[TROUBLE].identity)
-    async with req.app[keys.DB].connection() as conn:
-        tenant = await accounts.tenant_by_id(conn, req.tenant_id)
-    return _me(account, tenant)
+    return _me(account, await service.tenant(req.app[keys.DB], req.tenant_id))
 
 
 # ----------------------------------------------------------------------------- wiring
@@ -316,7 +306,7 @@ class _RedisTrouble:
 
 def _check_policies(app: web.Application) -> None:
     """A route naming an unknown policy, or none, is a programming error: refuse to start."""
-    specs = [s for t in app[keys.ROUTES] for s in t.specs]
+    specs = [s for t in app[ROUTES] for s in t.specs]
     unknown = {p for s in specs for p in (s.policy, s.user_policy) if p and p not in POLICIES}
     if unknown:
         raise RuntimeError(f"unknown rate-limit policies {sorted(unknown)}; known: {', '.join(POLICIES)}")

@@ -14,8 +14,9 @@ import msgspec
 from aiohttp import web
 
 from engine import refunds
-from engine.errors import Forbidden, ValidationError
-from engine.money import to_api
+from engine.clock import utc_now
+from engine.domain.errors import Forbidden, ValidationError
+from engine.domain.money import to_api
 from web import keys
 from web.api import REQUIRED, Reply, Req, RouteTable
 from web.envelope import Pagination
@@ -27,10 +28,6 @@ Money = Decimal
 _MAX_MONEY = Decimal("9999999999.99")
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 Status = Literal["PENDING_REVIEW", "APPROVED", "REJECTED", "COMPLETED", "FAILED"]
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def _text(value: str | None, name: str, *, required: bool = False) -> str | None:
@@ -142,7 +139,7 @@ async def request_refund(req: Req) -> web.StreamResponse:
     async def run() -> RefundResponse:
         view = await refunds.request_refund(
             req.app[keys.DB], req.principal, req.params["id"], reason=reason, item_ids=b.item_ids,
-            description=description, refund_period_days=req.app[keys.SETTINGS].refund_period_days, now=_now())
+            description=description, refund_period_days=req.app[keys.SETTINGS].refund_period_days, now=utc_now())
         r = view.request
         return RefundResponse(
             refund_request_id=str(r["id"]), order_id=str(r["order_id"]), order_number=r["order_number"],
@@ -173,7 +170,7 @@ async def list_refunds(req: Req) -> Reply:
              summary="Staff: approve a request (optionally a smaller amount); a job then refunds it")
 async def approve_refund(req: Req) -> StaffRefundOut:
     view = await refunds.approve(req.app[keys.DB], req.principal, req.params["id"], amount=req.body.amount,
-                                 note=_text(req.body.note, "note"), now=_now())
+                                 note=_text(req.body.note, "note"), now=utc_now())
     return _staff(view)
 
 
@@ -183,5 +180,5 @@ async def approve_refund(req: Req) -> StaffRefundOut:
              summary="Staff: reject a request with a reason")
 async def reject_refund(req: Req) -> StaffRefundOut:
     view = await refunds.reject(req.app[keys.DB], req.principal, req.params["id"],
-                                reason=_text(req.body.reason, "reason", required=True), now=_now())
+                                reason=_text(req.body.reason, "reason", required=True), now=utc_now())
     return _staff(view)

@@ -14,9 +14,10 @@ import msgspec
 
 from engine import shipping as service
 from engine import tracking
+from engine.clock import utc_now
 from engine.carrier import carrier_for
-from engine.errors import ValidationError
-from engine.money import to_api
+from engine.domain.errors import ValidationError
+from engine.domain.money import to_api
 from web import keys
 from web.api import OPTIONAL, REQUIRED, Req, RouteTable
 
@@ -29,10 +30,6 @@ PostalCode = Annotated[str, msgspec.Meta(max_length=32)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Days = Annotated[int, msgspec.Meta(ge=0, le=365)]
 _STAFF = dict(auth=REQUIRED, permission="shipping:write", tag="Shipping", policy="admin")
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def _number(value: Decimal | int) -> Decimal | int:
@@ -158,7 +155,7 @@ async def calculate(req: Req) -> CalculateShippingResponse:
     items = None if b.items is None else [service.ItemRequest(i.product_id, i.quantity, i.variant_id) for i in b.items]
     parcel, options = await service.calculate(
         req.app[keys.DB], req.tenant_id, b.destination.country, b.destination.postal_code, items=items,
-        user_id=req.principal.user_id, cart_id=b.cart_id, today=_now().date())
+        user_id=req.principal.user_id, cart_id=b.cart_id, today=utc_now().date())
     return CalculateShippingResponse(
         destination=DestinationOut(country=b.destination.country, postal_code=b.destination.postal_code),
         package=PackageOut(total_weight=parcel.weight_grams, dimensions=Dimensions(
@@ -368,7 +365,7 @@ def _tracking(t: tracking.Tracking) -> TrackingResponse:
 async def ship_order(req: Req) -> TrackingResponse:
     db = req.app[keys.DB]
     await tracking.ship_order(db, req.principal, req.params["id"], carrier_for(req.body.carrier),
-                              carrier_name=req.body.carrier, tracking_number=req.body.tracking_number, now=_now())
+                              carrier_name=req.body.carrier, tracking_number=req.body.tracking_number, now=utc_now())
     return _tracking(await tracking.get_tracking(db, req.principal, req.params["id"]))
 
 
