@@ -3,8 +3,9 @@
 `change_status` is THE status change, whoever asks (staff, the cancel endpoint, the payment
 webhook, the expiry job, delivery tracking, refunds):
 - it locks the order row (SELECT ... FOR UPDATE) and checks the move with
-  engine.domain.status_step.step (the state machine's transition plus the move's effects), so when two paths race (payment vs expiry) the second one
-  sees the first one's status and gets INVALID_STATUS_TRANSITION: exactly one wins;
+  engine.domain.status_step.step (the state machine's transition plus the move's effects), so
+  when two paths race (payment vs expiry) the second one sees the first one's status and gets
+  INVALID_STATUS_TRANSITION: exactly one wins;
 - it does the stock side of the move in the same transaction: PAID sells the reserved units,
   CANCELLED releases them (unpaid) or returns the sold ones (paid);
 - it appends the history row (who, when, note) and writes the outbox rows of the move:

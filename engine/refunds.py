@@ -27,7 +27,7 @@ Execution invariants (`execute_refund`, safe to run any number of times, concurr
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Sequence
 from uuid import UUID
@@ -97,9 +97,39 @@ def plan_refund(items: Sequence[ItemLeft], selected: Sequence[UUID] | None, *, s
 # ----------------------------------------------------------------------------- reading
 
 @dataclass(frozen=True, slots=True)
+class RefundRequest:
+    id: UUID
+    order_id: UUID
+    order_number: str
+    user_id: UUID
+    status: str
+    reason: str
+    description: str | None
+    requested_amount: Decimal
+    approved_amount: Decimal | None
+    refunded_amount: Decimal | None
+    review_note: str | None
+    failure: str | None
+    created_at: dt.datetime
+    reviewed_at: dt.datetime | None
+    completed_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RefundLine:
+    item_id: UUID          # the order item
+    product_name: str
+    quantity: int
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class RefundView:
-    request: asyncpg.Record        # refund_requests row + order_number
-    items: list[asyncpg.Record]    # item_id, product_name, quantity, amount
+    request: RefundRequest
+    items: list[RefundLine]
+
+
+_REQUEST_FIELDS = tuple(f.name for f in fields(RefundRequest))
 
 
 async def _view(conn: asyncpg.Connection, request_id: UUID) -> RefundView:
@@ -109,7 +139,8 @@ async def _view(conn: asyncpg.Connection, request_id: UUID) -> RefundView:
     items = await conn.fetch(
         "SELECT ri.order_item_id AS item_id, i.product_name, ri.quantity, ri.amount FROM refund_request_items ri"
         " JOIN order_items i ON i.id = ri.order_item_id WHERE ri.request_id = $1 ORDER BY i.id", request_id)
-    return RefundView(req, list(items))
+    return RefundView(RefundRequest(**{f: req[f] for f in _REQUEST_FIELDS}),
+                      [RefundLine(i["item_id"], i["product_name"], i["quantity"], i["amount"]) for i in items])
 
 
 async def list_requests(db: Database, tenant_id: UUID, *, status: str | None, page: int,

@@ -26,9 +26,9 @@ from aiohttp import web
 
 from engine.domain.errors import Forbidden, RateLimited, ServiceUnavailable, Unauthorized, ValidationError
 from engine.domain.principal import Principal
-from engine import idempotency
 from web import keys
 from web.envelope import success
+from web.ratelimit import RATE_LIMIT_HEADERS
 
 NONE, PUBLIC, OPTIONAL, REQUIRED = "none", "public", "optional", "required"
 _NO_TENANT = uuid.UUID(int=0)
@@ -237,37 +237,6 @@ def decode_params(request: web.Request, spec: RouteSpec) -> dict[str, Any]:
     return params
 
 
-# ----------------------------------------------------------------------------- idempotent replays
-
-REPLAYED_HEADER = "Idempotent-Replayed"
-
-
-def request_digest(request: web.Request, body: Any) -> bytes:
-    """What makes two requests under one Idempotency-Key "the same" (engine.idempotency)."""
-    encoded = msgspec.json.encode(body) if body is not None else b""
-    return idempotency.request_hash(request.method, request.path, encoded)
-
-
-def replayed(stored: idempotency.StoredResponse) -> web.Response:
-    return web.Response(body=stored.body, status=stored.status, content_type="application/json",
-                        headers={REPLAYED_HEADER: "true"})
-
-
-async def stored_replay(request: web.Request, spec: RouteSpec, principal: Principal) -> web.Response | None:
-    """The stored answer to this keyed request, or None (not an idempotent route, no key,
-    nothing stored yet, another request under the key, or a body that does not decode)."""
-    key = request.headers.get("Idempotency-Key")
-    if not spec.idempotent or key is None or principal.is_anonymous:
-        return None
-    try:
-        body = await decode_body(request, spec.body) if spec.body is not None else None
-    except Exception:  # noqa: BLE001 - any decoding problem: not a replay, the refusal stands
-        return None
-    stored = await idempotency.stored(request.app[keys.DB], principal.tenant_id, principal.scope, key,
-                                      request_digest(request, body))
-    return None if stored is None else replayed(stored)
-
-
 # ----------------------------------------------------------------------------- endpoint
 
 def _endpoint(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -297,13 +266,14 @@ def _endpoint(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamRe
         try:
             limit_headers = await app[keys.LIMITER].check(request, principal, policy)
         except RateLimited:
-            # A retry of a request whose answer is stored costs nothing: answer it even when the
-            # budget is spent (web/idempotency.py).
-            replay = await stored_replay(request, spec, principal)
-            if replay is not None:
-                return replay
+            if spec.idempotent:
+                # A retry of a request whose answer is stored costs nothing: answer it even when
+                # the budget is spent.
+                replay = await app[keys.STORED_REPLAY](request, spec, principal)
+                if replay is not None:
+                    return replay
             raise
-        request[keys.RATE_LIMIT_HEADERS] = limit_headers
+        request[RATE_LIMIT_HEADERS] = limit_headers
         params = decode_params(request, spec)
         req = Req(request=request, principal=principal, params=params)
         if spec.query is not None:

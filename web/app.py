@@ -22,6 +22,7 @@ from web import keys, openapi, resources
 from web.api import ROUTES, RouteTable
 from web.auth import Authenticator
 from web.errors import error_middleware
+from web.idempotency import stored_replay
 from web.metrics import Metrics
 from web.middleware import request_context
 from web.ratelimit import RateLimiter
@@ -57,6 +58,7 @@ def create_app(settings: Settings) -> web.Application:
     for table in tables:
         table.register(app)
     app[ROUTES] = tables
+    app[keys.STORED_REPLAY] = stored_replay
     app[keys.OPENAPI] = openapi.build(spec for t in tables for spec in t.specs)
     for module in _feature_modules():
         setup = getattr(module, "setup", None)

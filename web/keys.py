@@ -23,8 +23,10 @@ METRICS: web.AppKey["Metrics"] = web.AppKey("metrics")
 AUTH: web.AppKey["Authenticator"] = web.AppKey("auth")
 LIMITER: web.AppKey["RateLimiter"] = web.AppKey("limiter")
 OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")
+# The stored answer to a keyed request, if any (web.idempotency.stored_replay): web.api answers
+# a replay from it when the budget is spent, without importing the module built on top of it.
+STORED_REPLAY: web.AppKey[Any] = web.AppKey("stored_replay")
 
 # Per-request storage.
 REQUEST_ID = web.RequestKey("request_id", str)
 PRINCIPAL = web.RequestKey("principal", Principal)
-RATE_LIMIT_HEADERS: web.RequestKey[dict[str, str]] = web.RequestKey("rate_limit_headers")

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from web import keys
 from web.envelope import ERROR_CODE
+from web.ratelimit import RATE_LIMIT_HEADERS
 
 log = structlog.get_logger("web")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -40,7 +41,7 @@ async def request_context(request: web.Request, handler):  # type: ignore[no-unt
         status = response.status if response is not None else 500
         if response is not None:
             response.headers["X-Request-ID"] = request_id
-            for name, value in request.get(keys.RATE_LIMIT_HEADERS, {}).items():
+            for name, value in request.get(RATE_LIMIT_HEADERS, {}).items():
                 response.headers.setdefault(name, value)
         route = _route_label(request)
         request.app[keys.METRICS].observe_request(request.method, route, status, elapsed)

@@ -54,7 +54,7 @@ def _limited(spec: RouteSpec) -> bool:
 
 def _always_errors(spec: RouteSpec) -> list[str]:
     codes = ["VALIDATION_ERROR", "SERVICE_UNAVAILABLE"]
-    if spec.auth in (REQUIRED, OPTIONAL):
+    if spec.auth in (REQUIRED, OPTIONAL, PUBLIC):  # credentials sent to a public route are still checked
         codes.append("UNAUTHORIZED")
     if spec.permission:
         codes.append("FORBIDDEN")

@@ -52,6 +52,9 @@ from engine.settings import Settings
 
 log = structlog.get_logger("ratelimit")
 
+# The X-RateLimit-* headers of this request, written by the limiter, sent by the middleware.
+RATE_LIMIT_HEADERS: web.RequestKey[dict[str, str]] = web.RequestKey("rate_limit_headers")
+
 UNLIMITED = "unlimited"
 
 
@@ -108,10 +111,6 @@ if admitted == 1 then
 end
 return {admitted, now, counts, oldest}
 """
-
-
-# Un-count one request: KEYS its windows, ARGV[1] its member.
-_REFUND = "for _, key in ipairs(KEYS) do redis.call('ZREM', key, ARGV[1]) end return 1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +209,7 @@ class Breaker:
 
 
 # The counted request of a response, so that a replayed answer can give its slot back.
-_TICKET: web.RequestKey[tuple[list[str], str, dict[str, str]]] = web.RequestKey("rate_limit_ticket")
+_TICKET: web.RequestKey[tuple[list[str], str]] = web.RequestKey("rate_limit_ticket")
 
 
 class RateLimiter:
@@ -228,8 +227,8 @@ class RedisRateLimiter(RateLimiter):
                  on_fail_open: Callable[[str, BaseException], None] = lambda policy, exc: None,
                  on_refused: Callable[[str], None] = lambda policy: None) -> None:
         self._settings = settings
+        self._redis = redis
         self._script = ScriptBatcher(redis, _SLIDING_WINDOW)
-        self._refund = redis.register_script(_REFUND)
         self._on_fail_open = on_fail_open
         self._on_refused = on_refused
         self._breaker = Breaker()
@@ -260,7 +259,7 @@ class RedisRateLimiter(RateLimiter):
             self._on_refused(decision.limit.policy)
             raise RateLimited("Rate limit exceeded; retry later.",
                               extra={"retry_after": decision.retry_after, "headers": headers})
-        request[_TICKET] = ([lim.key for lim in limits], member, headers)
+        request[_TICKET] = ([lim.key for lim in limits], member)
         return headers
 
     async def refund(self, request: web.Request) -> None:
@@ -268,13 +267,17 @@ class RedisRateLimiter(RateLimiter):
         if ticket is None:
             return
         del request[_TICKET]
-        keys, member, headers = ticket
+        keys, member = ticket
         try:
-            await self._refund(keys=keys, args=[member])
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.zrem(key, member)
+                await pipe.execute()
         except REDIS_DOWN as exc:  # the slot frees itself when the window moves on
             self._on_fail_open("refund", exc)
             return
-        if "X-RateLimit-Remaining" in headers:  # the very dict the response's headers come from
+        headers = request.get(RATE_LIMIT_HEADERS)
+        if headers and "X-RateLimit-Remaining" in headers:
             headers["X-RateLimit-Remaining"] = str(min(int(headers["X-RateLimit-Limit"]),
                                                        int(headers["X-RateLimit-Remaining"]) + 1))
 

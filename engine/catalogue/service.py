@@ -11,7 +11,8 @@ from uuid import UUID
 
 from engine.catalogue import categories, product_edits, products, reviews
 from engine.catalogue import views as v
-from engine.catalogue.commands import CategoryChanges, NewCategory, NewProduct, NewReview, ProductChanges, ReviewModeration
+from engine.catalogue.commands import (CategoryChanges, NewCategory, NewProduct, NewReview, ProductChanges,
+                                       ReviewModeration)
 from engine.catalogue.listing import ProductListing
 from engine.db import Database
 from engine.domain.principal import Principal
@@ -128,7 +129,8 @@ async def review_page(db: Database, principal: Principal, product_id: UUID, list
 async def create_review(db: Database, principal: Principal, product_id: UUID, cmd: NewReview, *,
                         auto_publish_verified: bool) -> v.CreatedReview:
     async with db.transaction() as conn:
-        return await reviews.create_review(conn, principal, product_id, cmd, auto_publish_verified=auto_publish_verified)
+        return await reviews.create_review(conn, principal, product_id, cmd,
+                                           auto_publish_verified=auto_publish_verified)
 
 
 async def toggle_helpful(db: Database, principal: Principal, product_id: UUID, review_id: UUID) -> v.HelpfulVote:

@@ -3,9 +3,10 @@
 Two secrets, two owners, as with a real provider: the provider signs its webhooks with *its*
 secret (the sandbox: SANDBOX_PROVIDER_SECRET); our webhook endpoint verifies them with *ours*
 (PAYMENT_WEBHOOK_SECRET), which an operator sets to the value the provider gave them. Nothing
-of ours signs events with our own secret. In `commerce dev` both default to one public
-development value, so the sandbox page works on a fresh checkout; outside dev there are no
-defaults (and `commerce serve` refuses dev mode).
+of ours signs events with our own secret outside dev. In `commerce dev` both default to one
+public development value (the sandbox's to ours when only ours is set), so the sandbox page
+works on a fresh checkout; outside dev there are no defaults (and `commerce serve` refuses dev
+mode).
 """
 
 from __future__ import annotations
@@ -35,8 +36,12 @@ def webhook_secret(settings: Settings) -> str | None:
 
 
 def sandbox_secret(settings: Settings) -> str | None:
-    """The sandbox provider's: what it signs its webhooks and its payment-page tokens with."""
-    return settings.sandbox_provider_secret or (DEV_PAYMENT_SECRET if settings.dev_mode else None)
+    """The sandbox provider's: what it signs its webhooks and its payment-page tokens with.
+    In dev mode it defaults to the shop's secret, so setting PAYMENT_WEBHOOK_SECRET alone keeps
+    the page working on a laptop; outside dev it must be configured on its own."""
+    if settings.sandbox_provider_secret:
+        return settings.sandbox_provider_secret
+    return webhook_secret(settings) if settings.dev_mode else None
 
 
 def check(settings: Settings) -> None:

@@ -247,3 +247,21 @@ async def test_a_request_past_its_deadline_answers_503_with_retry_after(base_set
     async with TestClient(TestServer(app)) as c:
         status, body, headers = await _call(c, "GET", "/api/v1/test/slow")
     assert status == 503 and body["error"]["code"] == "SERVICE_UNAVAILABLE" and "Retry-After" in headers
+
+
+async def test_features_set_up_in_any_order(make_client, tenant, monkeypatch):
+    """web/app.py's FEATURES order is only the OpenAPI document's: shared resources (pool,
+    Redis, actor services) start before any feature's setup, so reversing it changes nothing."""
+    import web.app
+
+    monkeypatch.setattr(web.app, "FEATURES", tuple(reversed(web.app.FEATURES)))
+    client = await make_client()
+    me = await tenant.user("customer")
+    async with client.get("/readyz") as r:
+        assert r.status == 200
+    async with client.get("/api/v1/cart", headers=me.headers) as r:  # through the user actors
+        assert r.status == 200, await r.text()
+    async with client.get("/api/v1/me", headers=me.headers) as r:  # identity's authenticator
+        assert r.status == 200, await r.text()
+    async with client.get("/metrics") as r:  # web.resources' actor collector
+        assert 'actors_live{kind="user"}' in await r.text()

@@ -105,7 +105,8 @@ def test_web_opens_no_transaction_and_runs_no_sql():
     offenders = {}
     for path in sorted((ROOT / "web").rglob("*.py")):
         name = str(path.relative_to(ROOT))
-        found = [call for call in _DATABASE_CALLS if call in path.read_text()]
+        text = path.read_text().replace("pipe.execute(", "")  # a Redis pipeline, not SQL
+        found = [call for call in _DATABASE_CALLS if call in text]
         if found and name not in _WEB_STILL_QUERYING:
             offenders[name] = found
     assert offenders == {}

@@ -63,6 +63,8 @@ def test_dev_mode_has_payment_secrets_and_production_has_none_by_default():
     prod = Settings(dev_mode=False)
     assert webhook_secret(prod) is None and sandbox_secret(prod) is None
     assert webhook_secret(Settings(payment_webhook_secret="x", sandbox_provider_secret="y")) == "x"
+    assert sandbox_secret(Settings(dev_mode=True, payment_webhook_secret="x")) == "x"     # a laptop with one secret
+    assert sandbox_secret(Settings(dev_mode=False, payment_webhook_secret="x")) is None   # production: never ours
 
 
 @pytest.mark.parametrize(("host", "port", "url"), [

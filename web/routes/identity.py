@@ -17,7 +17,7 @@ from aiohttp import web
 from prometheus_client import Counter
 
 from engine.domain.errors import Forbidden
-from engine.identity import api_keys, service
+from engine.identity import accounts, api_keys, service
 from engine.identity.access import AccessChange, change_access
 from engine.identity.account_versions import AccountVersions
 from engine.identity.accounts import Account, Tenant

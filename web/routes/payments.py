@@ -162,7 +162,7 @@ class PaymentConfirmation(msgspec.Struct, rename="camel"):
              errors=("ORDER_NOT_FOUND", "INVALID_STATUS_TRANSITION", "FORBIDDEN"),
              summary="Staff: confirm a bank transfer arrived (PENDING_PAYMENT -> PAID)")
 async def confirm_payment(req: Req) -> PaymentConfirmation:
-    row = await settlement.confirm_payment(req.app[keys.DB], req.tenant_id, req.params["id"],
-                                           actor=req.principal.scope, now=utc_now())
-    return PaymentConfirmation(order_id=str(row["id"]), status=row["status"], payment_status=row["payment_status"],
-                               paid_at=row["paid_at"], transaction_id=row["transaction_id"])
+    state = await settlement.confirm_payment(req.app[keys.DB], req.tenant_id, req.params["id"],
+                                             actor=req.principal.scope, now=utc_now())
+    return PaymentConfirmation(order_id=str(state.order_id), status=state.status, payment_status=state.payment_status,
+                               paid_at=state.paid_at, transaction_id=state.transaction_id)
