@@ -264,7 +264,7 @@ async def set_access(req: Req) -> Me:
     _require_staff(req)
     change = AccessChange(req.body.role, frozenset(req.body.permissions), req.body.disabled)
     account, _ = await change_access(req.app[keys.DB], req.app[VERSIONS], req.tenant_id, req.params["id"], change,
-                                     caller_permissions=req.principal.permissions,
+                                     caller_permissions=req.principal.permissions, caller_id=req.principal.user_id,
                                      on_redis_down=req.app[TROUBLE].identity)
     return _me(account, await service.tenant(req.app[keys.DB], req.tenant_id))
 
