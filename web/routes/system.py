@@ -66,28 +66,5 @@ async def docs(req: Req) -> web.StreamResponse:
     return web.Response(body=_DOCS_PAGE.read_bytes(), content_type="text/html")
 
 
-def setup(app: web.Application) -> None:
-    """Background-job figures (queue depths, dead letters, outbox lag) on /metrics."""
-    from prometheus_client import Gauge
-
-    metrics, settings = app[keys.METRICS], app[keys.SETTINGS]
-    depth = Gauge("job_queue_messages", "Messages per job queue and state (ready, delayed, dead)",
-                  ["queue", "state"], registry=metrics.registry)
-    lag_rows = Gauge("outbox_lag_rows", "Outbox rows due but not yet sent", registry=metrics.registry)
-    lag_age = Gauge("outbox_lag_seconds", "Age of the oldest due, unsent outbox row", registry=metrics.registry)
-    dead = Gauge("job_dead_letters", "Dead-lettered jobs across all queues", registry=metrics.registry)
-
-    async def refresh() -> None:
-        # The one place web reads worker state; allowed by the import contract in pyproject.toml.
-        from workers.operations import queue_stats
-
-        stats = await queue_stats(settings)
-        for key, value in stats.items():
-            parts = key.split(".")
-            if parts[0] == "queue" and len(parts) == 3:
-                depth.labels(parts[1], parts[2]).set(value)
-        lag_rows.set(stats.get("outbox.lag_count", 0))
-        lag_age.set(stats.get("outbox.lag_seconds", 0))
-        dead.set(stats.get("dead_letters.total", 0))
-
-    metrics.add_refresher(refresh)
+# Queue depths, outbox lag and dead letters are cluster-wide figures: the worker's metrics
+# endpoint exports them (workers/metrics.py), once, instead of every API replica repeating them.
