@@ -21,6 +21,7 @@ from workers.broker import BrokerTuning, build_broker
 from workers.metrics import JobMetrics
 from workers.middleware.background import BackgroundLoops
 from workers.middleware.database import DatabasePool
+from workers.middleware.tracebacks import DeadLetterTracebacks
 from workers.relay import OutboxRelay
 from workers.resources import ProviderFactory, WorkerResources
 from workers.scheduler import Scheduler
@@ -58,6 +59,7 @@ def assemble(settings: Settings, *, tuning: BrokerTuning | None = None, backgrou
                                      lambda stop: holder[0].scheduler().run(stop)))
     stack.append(DatabasePool(resources))
     stack.append(JobMetrics(serve=serve_metrics))
+    stack.append(DeadLetterTracebacks())
     broker = build_broker(settings, middleware=stack, tuning=tuning)
     asm = Assembly(settings, broker, resources)
     asm.actors = jobs.declare_actors(broker, resources)
