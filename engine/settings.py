@@ -94,6 +94,7 @@ class Settings:
     scheduler_tick_seconds: float = _setting("SCHEDULER_TICK_SECONDS", 15.0, "Period of the expiry sweep and tracking sync")
     worker_metrics_host: str = _setting("WORKER_METRICS_HOST", "127.0.0.1", "Address the worker metrics endpoint binds to (0.0.0.0 in containers)")
     worker_metrics_port: int = _setting("WORKER_METRICS_PORT", 9191, "Port of `commerce worker`'s Prometheus endpoint (jobs of all its processes, queue figures); 0 turns it off")
+    db_statement_cache_size: int = _setting("DB_STATEMENT_CACHE_SIZE", 100, "Prepared statements asyncpg caches per connection; 0 behind PgBouncer in transaction mode older than 1.21")
 
     dev_mode: bool = _setting("DEV_MODE", False, "Set by `commerce dev`: allows dev defaults for secrets and seeds demo accounts")
 

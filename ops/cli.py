@@ -58,7 +58,8 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
     settings = _settings()
     _require_urls(settings)
-    run(settings, processes=args.processes or settings.worker_processes, threads=args.threads or settings.worker_threads)
+    run(settings, processes=args.processes or settings.worker_processes, threads=args.threads or settings.worker_threads,
+        shutdown_timeout=args.shutdown_timeout)
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
@@ -192,9 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--processes", type=int, default=1, help="API processes sharing the port (SO_REUSEPORT)")
     s.set_defaults(fn=cmd_serve)
 
-    w = sub.add_parser("worker", help="Dramatiq worker processes with the outbox relay and scheduler")
+    w = sub.add_parser("worker", help="Dramatiq worker processes with the outbox relay and scheduler "
+                                      "(wraps `dramatiq workers.app`)")
     w.add_argument("--processes", type=int)
     w.add_argument("--threads", type=int)
+    w.add_argument("--shutdown-timeout", type=float, default=600.0,
+                   help="seconds running jobs get to finish on SIGTERM; unfinished ones are redelivered (default 600)")
     w.set_defaults(fn=cmd_worker)
 
     sub.add_parser("migrate", help="apply schema migrations").set_defaults(fn=cmd_migrate)

@@ -39,20 +39,24 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def command(processes: int, threads: int, target: str = MODULE) -> list[str]:
-    return [sys.executable, "-m", "workers.main", target, "--processes", str(processes), "--threads", str(threads)]
+def command(processes: int, threads: int, target: str = MODULE, shutdown_timeout: float | None = None) -> list[str]:
+    argv = [sys.executable, "-m", "workers.main", target, "--processes", str(processes), "--threads", str(threads)]
+    if shutdown_timeout is not None:
+        argv += ["--worker-shutdown-timeout", str(int(shutdown_timeout * 1000))]
+    return argv
 
 
 def spawn(settings: Settings, processes: int, threads: int, *, target: str = MODULE,
-          extra_env: dict[str, str] | None = None, **popen_kw) -> subprocess.Popen:
+          extra_env: dict[str, str] | None = None, shutdown_timeout: float | None = None,
+          **popen_kw) -> subprocess.Popen:
     """Start the supervisor; the caller owns the process."""
     env = {**os.environ, **settings_env(settings), **(extra_env or {})}
-    return subprocess.Popen(command(processes, threads, target), env=env, **popen_kw)
+    return subprocess.Popen(command(processes, threads, target, shutdown_timeout), env=env, **popen_kw)
 
 
-def run(settings: Settings, processes: int, threads: int) -> None:
+def run(settings: Settings, processes: int, threads: int, shutdown_timeout: float | None = None) -> None:
     """Run worker processes in the foreground until they exit; SIGTERM/SIGINT stop them gracefully."""
-    proc = spawn(settings, processes, threads)
+    proc = spawn(settings, processes, threads, shutdown_timeout=shutdown_timeout)
 
     def forward(signum: int, _frame: object) -> None:
         proc.send_signal(signum)

@@ -58,6 +58,13 @@ async def test_worker_logs_json_lines_and_exports_job_metrics(assembly, worker_s
         assert "worker_job_duration_seconds_count" in text
         assert 'process_resident_memory_bytes{pid="' in text and 'role="worker"' in text
         assert 'job_queue_messages{queue="housekeeping",state="dead"} 1.0' in text
+        # The container health check of this worker (docker-compose.yml) passes while it runs.
+        import sys
+        from workers.main import settings_env
+
+        health = subprocess.run([sys.executable, "-m", "workers.health"], cwd=ROOT, capture_output=True, text=True,
+                                env={**os.environ, **settings_env(settings)}, timeout=30)
+        assert health.returncode == 0 and "2 worker process" in health.stdout, health.stdout + health.stderr
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
