@@ -212,6 +212,21 @@ async def test_openapi_is_valid_31(client):
         assert r.status == 200 and "openapi.json" in await r.text()
 
 
+async def test_docs_serve_swagger_ui_from_the_package_offline(client):
+    async with client.get("/docs") as r:
+        page = await r.text()
+    assert r.status == 200 and "/api/v1/openapi.json" in page
+    links = [line for line in page.splitlines() if "src=" in line or "href=" in line]
+    assert links and not any("http" in line or "//" in line.replace("<!--", "") for line in links)   # no CDN
+    async with client.get("/docs/assets/swagger-ui-bundle.js") as r:
+        body = await r.read()
+    assert r.status == 200 and b"SwaggerUIBundle" in body and len(body) > 500_000   # the real bundle, not a stub
+    async with client.get("/docs/assets/docs-init.js") as r:
+        assert r.status == 200 and "data-spec-url" in await r.text()
+    async with client.get("/docs/assets/index.html") as r:
+        assert r.status == 404     # only the listed files are served
+
+
 async def test_openapi_shows_money_as_numbers(client):
     async with client.get("/api/v1/openapi.json") as r:
         text = await r.text()

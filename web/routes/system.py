@@ -11,7 +11,8 @@ from web import keys
 from web.api import NONE, Req, RouteTable
 from web.envelope import failure
 
-_DOCS_PAGE = Path(__file__).resolve().parent.parent / "static" / "docs.html"
+_STATIC = Path(__file__).resolve().parent.parent / "static"
+_DOCS_PAGE = _STATIC / "docs.html"
 
 routes = RouteTable(prefix="")
 api_routes = RouteTable()
@@ -68,3 +69,23 @@ async def docs(req: Req) -> web.StreamResponse:
 
 # Queue depths, outbox lag and dead letters are cluster-wide figures: the worker's metrics
 # endpoint exports them (workers/metrics.py), once, instead of every API replica repeating them.
+
+
+def _docs_assets() -> dict[str, Path]:
+    """The files /docs needs: Swagger UI from the swagger-ui-bundle-v2 package (kept current
+    by the lock file, no CDN), and our initializer."""
+    from swagger_ui_bundle import swagger_ui_path
+
+    ui = Path(swagger_ui_path)
+    assets = {name: ui / name for name in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png")}
+    assets["docs-init.js"] = _STATIC / "docs-init.js"
+    return assets
+
+
+def setup(app: web.Application) -> None:
+    """Serve /docs/assets/<name>: a fixed list of files, cached for a day."""
+    for name, path in _docs_assets().items():
+        async def asset(request: web.Request, path: Path = path) -> web.StreamResponse:
+            return web.FileResponse(path, headers={"Cache-Control": "public, max-age=86400"})
+
+        app.router.add_get(f"/docs/assets/{name}", asset)
