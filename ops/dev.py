@@ -40,7 +40,7 @@ def run_dev(*, host: str, port: int, data_dir: str, products: int) -> None:
         settings = Settings.from_env(dev_mode=True, host=host, port=port)
     except SettingsError as exc:
         sys.exit(f"commerce: {exc}")
-    if settings.public_base_url == Settings.public_base_url:
+    if settings.public_base_url == Settings().public_base_url:   # not set: point at this server
         settings = settings.with_(public_base_url=f"http://{host}:{port}")
     configure_logging(settings.log_format, settings.log_level)
     data = Path(data_dir).resolve()
