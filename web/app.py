@@ -26,7 +26,8 @@ from web.ratelimit import RateLimiter
 
 # Order matters only for resource set-up: identity first (it installs the real authenticator
 # and limiter), then the features that depend on it.
-FEATURES = ("system", "identity", "catalogue", "addresses", "cart", "coupons", "orders", "shipping", "payments", "refunds")
+FEATURES = ("system", "identity", "catalogue", "addresses", "cart", "coupons", "orders", "shipping", "payments", "refunds",
+            "operations")
 
 
 def _feature_modules() -> list:
