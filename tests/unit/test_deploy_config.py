@@ -109,3 +109,8 @@ def test_lock_files_pin_every_dependency_of_pyproject():
     assert {k: v for k, v in dev.items() if k in runtime} == runtime
     run = (ROOT / "run").read_text()
     assert "-c requirements-dev.txt" in run and 'install "[dev]"' in run
+
+
+def test_ci_installs_chromium_for_the_browser_test_only_when_missing():
+    text = (ROOT / ".ci" / "run").read_text()
+    assert '"${CI:-}" = "true"' in text and "! command -v chromium" in text and "apt-get install" in text
