@@ -188,11 +188,18 @@ def serve_worker_metrics() -> int:
     settings = Settings.from_env()
     configure_logging(settings.log_format, settings.log_level)
     enable_multiprocess()
-    start_http_server(settings.worker_metrics_port, settings.worker_metrics_host,
-                      registry=build_registry(settings, os.getppid()))
     import structlog
 
-    structlog.get_logger("workers.metrics").info(
-        "worker_metrics_listening", url=f"http://{settings.worker_metrics_host}:{settings.worker_metrics_port}/metrics")
+    log = structlog.get_logger("workers.metrics")
+    url = f"http://{settings.worker_metrics_host}:{settings.worker_metrics_port}/metrics"
+    try:
+        start_http_server(settings.worker_metrics_port, settings.worker_metrics_host,
+                          registry=build_registry(settings, os.getppid()))
+    except OSError as exc:
+        # Another supervisor on this host has the port: the jobs run regardless, unmeasured.
+        log.error("worker_metrics_unavailable", url=url, error=str(exc),
+                  hint="give each `commerce worker` on a host its own WORKER_METRICS_PORT")
+        return 0
+    log.info("worker_metrics_listening", url=url)
     threading.Event().wait()
     return 0
