@@ -18,8 +18,10 @@ from engine.payments import provider_for
 from engine.settings import Settings
 from workers import jobs, jobs_fulfilment
 from workers.broker import BrokerTuning, build_broker
+from workers.metrics import JobMetrics
 from workers.middleware.background import BackgroundLoops
 from workers.middleware.database import DatabasePool
+from workers.middleware.tracebacks import DeadLetterTracebacks
 from workers.relay import OutboxRelay
 from workers.resources import ProviderFactory, WorkerResources
 from workers.scheduler import Scheduler
@@ -43,8 +45,9 @@ class Assembly:
 
 
 def assemble(settings: Settings, *, tuning: BrokerTuning | None = None, background: bool = True,
-             provider_factory: ProviderFactory = provider_for) -> Assembly:
-    """A broker with every job declared; `background=False` leaves out relay and scheduler."""
+             provider_factory: ProviderFactory = provider_for, serve_metrics: bool = False) -> Assembly:
+    """A broker with every job declared; `background=False` leaves out relay and scheduler;
+    `serve_metrics` adds the metrics endpoint fork (only the Dramatiq CLI runs forks)."""
     resources = WorkerResources(settings, provider_factory)
     holder: list[Assembly] = []
     # Dramatiq runs before_* hooks in list order and after_* hooks in reverse (an onion):
@@ -55,6 +58,8 @@ def assemble(settings: Settings, *, tuning: BrokerTuning | None = None, backgrou
         stack.append(BackgroundLoops(lambda stop: holder[0].relay().run(stop),
                                      lambda stop: holder[0].scheduler().run(stop)))
     stack.append(DatabasePool(resources))
+    stack.append(JobMetrics(serve=serve_metrics))
+    stack.append(DeadLetterTracebacks())
     broker = build_broker(settings, middleware=stack, tuning=tuning)
     asm = Assembly(settings, broker, resources)
     asm.actors = jobs.declare_actors(broker, resources)

@@ -126,3 +126,53 @@ async def test_jobs_that_can_never_succeed_are_dead_lettered_and_can_be_retried(
     await eventually(dead)     # it fails again (it can never succeed) and is back among the dead
     stats = await queue_stats(worker_settings)
     assert stats["dead_letters.total"] == 1 and "outbox.lag_count" in stats and "outbox.lag_seconds" in stats
+
+
+def _commerce_jobs(settings, *args: str) -> tuple[int, object]:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from workers.main import settings_env
+
+    proc = subprocess.run([sys.executable, "-m", "ops.cli", "jobs", "--json", *args], capture_output=True, text=True,
+                          env={**os.environ, **settings_env(settings)}, timeout=60)
+    return proc.returncode, (json.loads(proc.stdout) if proc.stdout.strip() else proc.stderr)
+
+
+async def test_commerce_jobs_shows_retries_and_purges_one_dead_letter_by_id(db, database, assembly, worker,
+                                                                          worker_settings):
+    # Two jobs that can never succeed: a malformed order id and an unexpected argument.
+    assembly.actors[outbox.EXPIRE_ORDER].send("not-a-uuid")
+    assembly.actors[jobs.PURGE_IDEMPOTENCY_KEYS].send("unexpected")
+
+    async def both_dead():
+        return (await queue_stats(worker_settings))["dead_letters.total"] == 2
+
+    await eventually(both_dead)
+    rc, letters = await asyncio.to_thread(_commerce_jobs, worker_settings, "--list-dead")
+    assert rc == 0 and {letter["actor"] for letter in letters} == {"expire_order", jobs.PURGE_IDEMPOTENCY_KEYS}
+    by_actor = {letter["actor"]: letter for letter in letters}
+    purge_id, expire_id = by_actor[jobs.PURGE_IDEMPOTENCY_KEYS]["message_id"], by_actor["expire_order"]["message_id"]
+
+    rc, shown = await asyncio.to_thread(_commerce_jobs, worker_settings, "--show-dead", purge_id)
+    assert rc == 0 and shown["message_id"] == purge_id
+    assert shown["traceback"].startswith("Traceback") and "TypeError" in shown["traceback"]
+    assert len(shown["traceback"].splitlines()) > 3      # the whole traceback, not its last line
+
+    rc, done = await asyncio.to_thread(_commerce_jobs, worker_settings, "--purge-dead", purge_id)
+    assert rc == 0 and done["count"] == 1, done
+    stats = await queue_stats(worker_settings)
+    assert stats["queue.housekeeping.dead"] == 0 and stats["queue.expiry.dead"] == 1   # only that one went
+
+    rc, done = await asyncio.to_thread(_commerce_jobs, worker_settings, "--retry-dead", expire_id)
+    assert rc == 0 and done["count"] == 1
+    rc, _ = await asyncio.to_thread(_commerce_jobs, worker_settings, "--retry-dead", "no-such-id")
+    assert rc == 1
+    await eventually(lambda: _dead_again(worker_settings, expire_id))   # it ran again and failed again
+
+
+async def _dead_again(settings, message_id):
+    letters = await asyncio.to_thread(list_dead_letters, settings, message_id=message_id)
+    return bool(letters)
