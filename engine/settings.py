@@ -92,6 +92,7 @@ class Settings:
     worker_requeue_interval: float = _setting("WORKER_REQUEUE_INTERVAL", 5.0, "How often the broker looks for a dead worker's jobs to requeue")
     dead_letter_ttl: float = _setting("DEAD_LETTER_TTL", 604800.0, "Seconds dead-lettered jobs are kept for an operator to retry")
     scheduler_tick_seconds: float = _setting("SCHEDULER_TICK_SECONDS", 15.0, "Period of the expiry sweep and tracking sync")
+    outbox_resend_seconds: float = _setting("OUTBOX_RESEND_SECONDS", 120.0, "Seconds after its due time (or its last start or retry) a relayed job that has not finished is presumed lost by the broker and sent again")
 
     dev_mode: bool = _setting("DEV_MODE", False, "Set by `commerce dev`: allows dev defaults for secrets and seeds demo accounts")
 

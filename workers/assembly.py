@@ -9,9 +9,11 @@ start and close after they stop, all while the AsyncIO middleware's loop runs.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 import dramatiq
+from dramatiq.middleware import Retries
 from dramatiq.middleware.asyncio import AsyncIO
 
 from engine.payments import provider_for
@@ -20,6 +22,7 @@ from workers import jobs, jobs_fulfilment
 from workers.broker import BrokerTuning, build_broker
 from workers.middleware.background import BackgroundLoops
 from workers.middleware.database import DatabasePool
+from workers.middleware.outbox_done import OutboxDone
 from workers.relay import OutboxRelay
 from workers.resources import ProviderFactory, WorkerResources
 from workers.scheduler import Scheduler
@@ -33,6 +36,7 @@ class Assembly:
     actors: dict[str, dramatiq.Actor] = field(default_factory=dict)
 
     def relay(self, **kw) -> OutboxRelay:
+        kw.setdefault("resend_after", dt.timedelta(seconds=self.settings.outbox_resend_seconds))
         return OutboxRelay(self.resources.db, jobs.sender(self.actors), self.actors.keys(),
                            poll_seconds=self.settings.outbox_poll_seconds, **kw)
 
@@ -56,6 +60,9 @@ def assemble(settings: Settings, *, tuning: BrokerTuning | None = None, backgrou
                                      lambda stop: holder[0].scheduler().run(stop)))
     stack.append(DatabasePool(resources))
     broker = build_broker(settings, middleware=stack, tuning=tuning)
+    # Before Retries in the list, so its after_process_message runs after Retries' (after_*
+    # hooks run in reverse) and sees whether the message failed for good.
+    broker.add_middleware(OutboxDone(resources), before=Retries)
     asm = Assembly(settings, broker, resources)
     asm.actors = jobs.declare_actors(broker, resources)
     asm.actors.update(jobs_fulfilment.declare_actors(broker, resources))

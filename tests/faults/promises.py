@@ -80,6 +80,11 @@ async def jobs_promise(conn: asyncpg.Connection, tenant_id: UUID, *, expiry_boun
                                    " AND not_before < now() - interval '5 seconds'", tenant_id)
         if left:
             bad.append(f"{left} outbox row(s) due but never sent")
+        # Sent is not done: a row whose job never finished long past its resend time was lost.
+        lost = await conn.fetchval("SELECT count(*) FROM outbox WHERE tenant_id = $1 AND done_at IS NULL"
+                                   " AND resend_at < now() - interval '20 seconds'", tenant_id)
+        if lost:
+            bad.append(f"{lost} outbox row(s) sent but never done, 20 s past their resend time")
     if expiry_bound is not None:
         stale = await conn.fetchval(
             "SELECT count(*) FROM orders WHERE tenant_id = $1 AND status = 'PENDING_PAYMENT'"
