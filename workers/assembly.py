@@ -9,6 +9,7 @@ start and close after they stop, all while the AsyncIO middleware's loop runs.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from dataclasses import dataclass, field
 
@@ -56,8 +57,8 @@ def assemble(settings: Settings, *, tuning: BrokerTuning | None = None, backgrou
     # after BackgroundLoops runs the relay and scheduler.
     stack: list = [AsyncIO()]
     if background:
-        stack.append(BackgroundLoops(lambda stop: holder[0].relay().run(stop),
-                                     lambda stop: holder[0].scheduler().run(stop)))
+        stack.append(BackgroundLoops(lambda stop: _once_open(resources, stop, lambda: holder[0].relay()),
+                                     lambda stop: _once_open(resources, stop, lambda: holder[0].scheduler())))
     stack.append(DatabasePool(resources))
     broker = build_broker(settings, middleware=stack, tuning=tuning)
     # Before Retries in the list, so its after_process_message runs after Retries' (after_*
@@ -68,3 +69,16 @@ def assemble(settings: Settings, *, tuning: BrokerTuning | None = None, backgrou
     asm.actors.update(jobs_fulfilment.declare_actors(broker, resources))
     holder.append(asm)
     return asm
+
+
+async def _once_open(resources: WorkerResources, stop: asyncio.Event, make) -> None:
+    """Run `make().run(stop)` once the resources are open: they open late when the database was
+    down at boot (workers/middleware/database.py), and the relay and scheduler need them."""
+    while not resources.is_open:
+        if stop.is_set():
+            return
+        try:
+            await asyncio.wait_for(stop.wait(), 0.5)
+        except asyncio.TimeoutError:
+            pass
+    await make().run(stop)

@@ -47,15 +47,19 @@ class Fault:
         return f"phase {self.phase} +{self.at:5.2f}s {self.action:<15} {self.target:<8} for {self.seconds:.2f}s"
 
 
-def schedule(seed: int, phases: int, phase_seconds: float, apis: int = 2) -> list[Fault]:
-    """Faults that never overlap within a phase: one at a time, a gap of calm between them."""
+def schedule(seed: int, phases: int, phase_seconds: float, apis: int = 2,
+             max_per_phase: int | None = None) -> list[Fault]:
+    """Faults that never overlap within a phase: one at a time, a gap of calm between them.
+    Times are the earliest a fault starts: undoing one (a restart) can delay the next."""
     rng = random.Random(seed)
     names = [a for a, _ in ACTIONS]
     weights = [w for _, w in ACTIONS]
     faults: list[Fault] = []
     for phase in range(phases):
         t = rng.uniform(0.5, 1.5)
-        while True:
+        count = 0
+        while max_per_phase is None or count < max_per_phase:
+            count += 1
             action = rng.choices(names, weights)[0]
             seconds = round(rng.uniform(0.5, 3.0), 2)
             if t + seconds > phase_seconds - 1.0:
@@ -97,8 +101,10 @@ def _pair(stack: Stack, f: Fault) -> tuple[Callable[[], None], Callable[[], None
     raise ValueError(f"unknown fault {f}")
 
 
-def play(stack: Stack, faults: list[Fault], phase_started: float, log: Callable[[str], None]) -> list[dict]:
-    """Run one phase's faults on time; returns what happened (for the report)."""
+def play(stack: Stack, faults: list[Fault], phase_started: float, log: Callable[[str], None],
+         ready: Callable[[], float]) -> list[dict]:
+    """Run one phase's faults on time; after each is undone, `ready()` measures the seconds until
+    every API is ready again (its recovery). Returns what happened (for the report)."""
     happened = []
     for f in faults:
         delay = phase_started + f.at - time.monotonic()
@@ -112,5 +118,7 @@ def play(stack: Stack, faults: list[Fault], phase_started: float, log: Callable[
         log(f"  nemesis: {f.describe()} (started +{begun - phase_started:.2f}s)")
         time.sleep(f.seconds)
         undo()
-        happened.append({**asdict(f), "undone_after": round(time.monotonic() - begun, 2)})
+        undone = time.monotonic()
+        happened.append({**asdict(f), "undone_after": round(undone - begun, 2),
+                         "recovery_s": round(ready(), 2)})
     return happened
