@@ -2,7 +2,7 @@
 of the API processes, the worker, PostgreSQL and Redis; promises checked at every quiet point
 and at the end.
 
-    pytest tests/faults/test_nemesis.py -s                          # CI: seed 3, 2 phases of 12 s
+    pytest tests/faults/test_nemesis.py -s                          # CI: seed 45, one phase of 14 s
     NEMESIS_SEED=random NEMESIS_SECONDS=300 pytest tests/faults/test_nemesis.py -s   # the long run
     NEMESIS_SEED=<seed> NEMESIS_SECONDS=<s> pytest tests/faults/test_nemesis.py -s   # replay a failure
 
@@ -30,13 +30,14 @@ from tests.faults.toolkit import wait_until
 
 pytestmark = pytest.mark.slow
 
-# Seed 3: its short schedule touches all four (API, worker, PostgreSQL, Redis), kills and pauses.
-_SEED = os.environ.get("NEMESIS_SEED", "3")
+# Seed 45: its short schedule SIGKILLs all four (worker, an API process, PostgreSQL, Redis).
+_SEED = os.environ.get("NEMESIS_SEED", "45")
 SEED = random.SystemRandom().randrange(1 << 31) if _SEED == "random" else int(_SEED)
-SECONDS = float(os.environ.get("NEMESIS_SECONDS", "300" if LONG else "24"))
-PHASE_SECONDS = 12.0
-# CI budget: restarts take seconds each on a busy machine, so the short run caps a phase at 3 faults.
-MAX_PER_PHASE = None if LONG or "NEMESIS_SECONDS" in os.environ else 3
+SECONDS = float(os.environ.get("NEMESIS_SECONDS", "300" if LONG else "14"))
+PHASE_SECONDS = 14.0
+# CI budget (~60 s with the stack's start): one phase, at most 4 faults (restarts take seconds
+# each on a busy machine). The long run has no cap.
+MAX_PER_PHASE = None if LONG or "NEMESIS_SECONDS" in os.environ else 4
 BUYERS, BYSTANDERS, STOCK = 16, 8, 24
 
 
