@@ -4,6 +4,7 @@
     FAULTS_LONG=1 HOSTILE_LONG=1 python -m ops.reliability     # the long run
     python -m ops.reliability --render results.jsonl           # render an existing results file
     python -m ops.reliability --only tests/faults/test_broker_loss.py   # run some, keep the other rows
+    python -m ops.reliability --render /dev/null --keep          # re-render (e.g. a new soak section)
 
 `--only` (pytest paths or node ids, repeatable) runs just those tests: their rows replace rows of
 the same name, new rows are appended, and every other row of the current RELIABILITY.md is kept
@@ -141,9 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", type=Path, default=ROOT / "RELIABILITY.md")
     p.add_argument("--only", action="append", metavar="PYTEST_PATH",
                    help="run only these tests (paths or node ids); keep the report's other rows")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the report's rows that this run did not produce (implied by --only)")
     args = p.parse_args(argv)
     code = 0
-    kept = kept_rows(args.output.read_text(encoding="utf-8")) if args.only and args.output.exists() else None
+    keep = (args.only or args.keep) and args.output.exists()
+    kept = kept_rows(args.output.read_text(encoding="utf-8")) if keep else None
     if args.render:
         results = args.render
     else:
