@@ -113,6 +113,7 @@ class Settings:
     worker_metrics_host: str = _setting("WORKER_METRICS_HOST", "127.0.0.1", "Address the worker metrics endpoint binds to (0.0.0.0 in containers)")
     worker_metrics_port: int = _setting("WORKER_METRICS_PORT", 9191, "Port of `commerce worker`'s Prometheus endpoint (jobs of all its processes, queue figures); 0 turns it off")
     db_statement_cache_size: int = _setting("DB_STATEMENT_CACHE_SIZE", 100, "Prepared statements asyncpg caches per connection; 0 behind PgBouncer in transaction mode older than 1.21")
+    outbox_resend_seconds: float = _setting("OUTBOX_RESEND_SECONDS", 120.0, "Seconds after its due time (or its last start or retry) a relayed job that has not finished is presumed lost by the broker and sent again")
 
     dev_mode: bool = _setting("DEV_MODE", False, "Set by `commerce dev`: allows dev defaults for secrets and seeds demo accounts")
 

@@ -61,6 +61,16 @@ async def queue_stats(settings: Settings, *, redis: aioredis.Redis | None = None
     stats["outbox.lag_seconds"] = round(float(row["age"]), 3)
     stats["outbox.scheduled"] = row["later"]
     stats["dead_letters.total"] = sum(v for k, v in stats.items() if k.endswith(".dead"))
+    # Sent but not done (engine/outbox.py): in flight, and overdue = presumed lost by the broker.
+    conn = await asyncpg.connect(settings.database_url, timeout=5)
+    try:
+        flight = await conn.fetchrow(
+            "SELECT count(*) AS in_flight, count(*) FILTER (WHERE resend_at < now()) AS overdue"
+            " FROM outbox WHERE done_at IS NULL AND sent_at IS NOT NULL")
+    finally:
+        await conn.close()
+    stats["outbox.in_flight"] = flight["in_flight"]
+    stats["outbox.overdue"] = flight["overdue"]
     return stats
 
 
