@@ -44,7 +44,7 @@ async def record_events(conn: asyncpg.Connection, tenant_id: UUID, order_id: UUI
 
 
 async def ship_order(db: Database, principal: Principal, order_id: UUID, carrier: Carrier, *,
-                     carrier_name: str | None, tracking_number: str | None, now: dt.datetime) -> None:
+                     carrier_name: str | None, tracking_number: str | None, now: dt.datetime) -> asyncpg.Record:
     """Staff hand the parcel over: PROCESSING (or PAID) -> SHIPPED with carrier, tracking number
     (the carrier makes one up when none is given) and the first tracking event at `now`.
     Raises OrderNotFound, InvalidStatusTransition (not yet paid, already shipped, final)."""
@@ -62,11 +62,12 @@ async def ship_order(db: Database, principal: Principal, order_id: UUID, carrier
         name = (carrier_name or "").strip() or (order["shipping_method"] or {}).get("carrier") or carrier.name
         await change_status(conn, order_id, S.SHIPPED, actor=actor, note=f"Tracking: {number}",
                             tenant_id=principal.tenant_id)
-        await conn.execute(
+        updated = await conn.fetchrow(
             "UPDATE orders SET carrier = $2, tracking_number = $3, tracking_url = $4, shipped_at = $5,"
-            " updated_at = now() WHERE id = $1", order_id, name, number, carrier.tracking_url(number), now)
+            " updated_at = now() WHERE id = $1 RETURNING *", order_id, name, number, carrier.tracking_url(number), now)
         await record_events(conn, order["tenant_id"], order_id,
                             [CarrierEvent(SHIPPED, "Warehouse", "Package shipped", now)])
+    return updated
 
 
 async def sync_order(db: Database, carrier: Carrier, order_id: UUID, *, now: dt.datetime) -> bool:
