@@ -67,7 +67,7 @@ async def ops_login_form(req: Req) -> web.StreamResponse:
     return _login_form()
 
 
-@pages.post("/ops/login", policy="auth", auth=PUBLIC, raw=True, errors=("INVALID_CREDENTIALS", "RATE_LIMIT_EXCEEDED"),
+@pages.post("/ops/login", policy="auth", auth=PUBLIC, raw=True, errors=("INVALID_CREDENTIALS", "FORBIDDEN", "RATE_LIMIT_EXCEEDED"),
             tag="Operations", summary="Sign in to the operations page (form post)")
 async def ops_login(req: Req) -> web.StreamResponse:
     form = await req.request.post()
@@ -85,7 +85,7 @@ async def ops_login(req: Req) -> web.StreamResponse:
     return resp
 
 
-@pages.get("/ops", policy="pages", auth=PUBLIC, raw=True, tag="Operations", summary="Operations page (staff): jobs, queues, outbox, expiry")
+@pages.get("/ops", policy="pages", auth=PUBLIC, raw=True, errors=("UNAUTHORIZED",), tag="Operations", summary="Operations page (staff): jobs, queues, outbox, expiry")
 async def ops_page(req: Req) -> web.StreamResponse:
     from workers.operations import overview
 
@@ -126,7 +126,7 @@ def _at(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-@pages.post("/ops/dead-letters/retry", policy="admin", auth=PUBLIC, raw=True, tag="Operations",
+@pages.post("/ops/dead-letters/retry", policy="admin", auth=PUBLIC, raw=True, errors=("UNAUTHORIZED", "FORBIDDEN"), tag="Operations",
             summary="Re-drive one dead letter (staff; same as commerce jobs --retry-dead ID)")
 async def ops_retry(req: Req) -> web.StreamResponse:
     from workers.operations import retry_dead_letters
