@@ -44,9 +44,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Hashable, Iterable, Mapping, Sequence
+from typing import Callable, Hashable, Iterable, Mapping, Sequence
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -55,6 +56,8 @@ from engine.actors import Actor, ActorRegistry, ActorStats
 from engine.db import Database
 from engine.errors import ActorUnavailable, DomainError, InsufficientStock
 from engine.settings import Settings
+from engine.stock_signals import StockSignals
+from engine.stock_summary import SummaryRefresher
 
 PENDING, APPLIED, ABANDONED = "pending", "applied", "abandoned"
 # Slack on top of the waits a live checkout can spend between its reservation and its order
@@ -120,12 +123,17 @@ def _shortfall(available: int, stock_id: UUID) -> InsufficientStock:
 
 
 class ProductActor(Actor):
-    """Owns the reservations of one stock row in this process."""
+    """Owns the reservations of one stock row in this process. When a batch leaves the row
+    with nothing available it tells `ran_out` (the service's sold-out memory), unless a
+    notice of units coming back arrived while the batch was in flight (`epoch` moved)."""
 
-    __slots__ = ("_db",)
+    __slots__ = ("_db", "_ran_out", "_epoch")
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, ran_out: Callable[[UUID, int], None] | None = None,
+                 epoch: Callable[[], int] | None = None) -> None:
         self._db = db
+        self._ran_out = ran_out
+        self._epoch = epoch
 
     async def handle_batch(self, messages: list[_Change]) -> list[object]:
         pending = [i for i, m in enumerate(messages) if m.state == PENDING]  # the others' callers left
@@ -133,10 +141,13 @@ class ProductActor(Actor):
         left_over = 0
         if pending:
             _name_holds([messages[i] for i in pending])
+            epoch = self._epoch() if self._epoch is not None else 0
             async with self._db.connection() as conn:
                 done = await conn.fetchrow(_RESERVE, self.key, [messages[i].hold_id for i in pending],
                                            [messages[i].quantity for i in pending])
             left_over = done["left_over"]
+            if left_over == 0 and self._ran_out is not None:
+                self._ran_out(self.key, epoch)
             admitted = [i for i, granted in zip(pending, done["granted"]) if granted]
         granted = set(admitted)
         answers: list[object] = [None if i in granted else _shortfall(left_over, self.key)
@@ -154,13 +165,27 @@ class ProductActor(Actor):
 
 
 class StockService:
-    """Reserve and release stock for orders, through the product actors or directly."""
+    """Reserve and release stock for orders, through the product actors or directly.
+
+    Sold out is known in memory (batched mode): once a product actor's batch leaves its row
+    with nothing available, reservations of that row are answered INSUFFICIENT_STOCK here,
+    without a database trip, until a `stock_up` notice (engine.stock_signals: a release,
+    expiry, cancel, restock or return in any process) says units came back, or at the latest
+    `sold_out_recheck_ms` later, when the next reservation asks the database again. So the
+    memory may say "no" up to that long after units came back (only if the notice was lost),
+    and never says "yes": every sale is still decided by the row lock and the conditional
+    UPDATE. `start` begins listening and the product summary refresher (engine.stock_summary)."""
 
     def __init__(self, db: Database, settings: Settings) -> None:
         self._db = db
         self.batched = settings.actor_mode == "batched"
         if settings.actor_mode not in ("batched", "single"):
             raise ValueError(f"ACTOR_MODE must be batched or single, not {settings.actor_mode!r}")
+        self._recheck = settings.sold_out_recheck_ms / 1000 if self.batched else 0.0
+        self._sold_out: dict[UUID, float] = {}   # stock id -> monotonic deadline of the memory
+        self._up_epoch = 0                        # counts stock_up notices and resets
+        self._signals: StockSignals | None = None
+        self._refresher = SummaryRefresher(db, settings.stock_summary_interval_ms / 1000)
         self._registry = ActorRegistry(self._spawn, mailbox_size=settings.actor_mailbox_size,
                                        idle_seconds=settings.actor_idle_seconds,
                                        ask_timeout=settings.actor_ask_timeout,
@@ -168,13 +193,52 @@ class StockService:
                                        retry_after=settings.dependency_retry_after)
 
     def _spawn(self, key: Hashable) -> Actor:
+        if self._recheck > 0:
+            return ProductActor(self._db, self._ran_out, self._epoch)
         return ProductActor(self._db)
 
     def stats(self) -> ActorStats:
         return self._registry.stats()
 
+    async def start(self) -> None:
+        """Listen for units coming back (sold-out memory) and refresh the product summary in
+        the background; without it the memory still expires by its deadline."""
+        if self._recheck > 0 and self._signals is None:
+            self._signals = StockSignals(self._db.dsn, self._units_back, self._forget_all)
+            self._signals.start()
+        self._refresher.start()
+
     async def shutdown(self, drain_timeout: float) -> None:
+        await self._refresher.stop()
+        if self._signals is not None:
+            await self._signals.stop()
         await self._registry.shutdown(drain_timeout)
+
+    # -- sold-out memory ----------------------------------------------------------------
+
+    def _epoch(self) -> int:
+        return self._up_epoch
+
+    def _ran_out(self, stock_id: UUID, epoch: int) -> None:
+        if epoch == self._up_epoch:  # no notice since the batch read the row: it is still news
+            self._sold_out[stock_id] = time.monotonic() + self._recheck
+
+    def _units_back(self, stock_id: UUID) -> None:
+        self._up_epoch += 1
+        self._sold_out.pop(stock_id, None)
+
+    def _forget_all(self) -> None:
+        self._up_epoch += 1
+        self._sold_out.clear()
+
+    def known_sold_out(self, stock_id: UUID) -> bool:
+        deadline = self._sold_out.get(stock_id)
+        if deadline is None:
+            return False
+        if time.monotonic() < deadline:
+            return True
+        del self._sold_out[stock_id]
+        return False
 
     # -- one row ---------------------------------------------------------------------
 
@@ -184,6 +248,8 @@ class StockService:
         (units back to available) once it is older than `hold_grace`."""
         if not self.batched:
             return await _reserve_directly(self._db, stock_id, quantity)
+        if self._sold_out and self.known_sold_out(stock_id):
+            raise _shortfall(0, stock_id)
         change = _Change(stock_id, quantity)
         try:
             answer = await self._registry.ask(stock_id, change)

@@ -50,6 +50,7 @@ async def _stock_actors(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     service = StockService(app[keys.DB], settings)
     app[STOCK] = service
+    await service.start()
     app[keys.METRICS].add_collector(lambda: _actor_metrics(app))
     try:
         yield
