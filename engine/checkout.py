@@ -8,7 +8,8 @@ The steps, and why in this order:
 2. Reserve stock through the product actors (engine.stock), all or nothing
    (INSUFFICIENT_STOCK). No connection is held while waiting for the actors: a checkout
    holding one while the actor needs one could starve the pool.
-3. One statement writes the order (`_PLACE`): it consumes the reservation's holds, bumps the
+3. One statement writes the order (`place_orders`, migration 0013, from an OrderRecord; in
+   batched mode together with the orders whose reservations came back with it): it consumes the reservation's holds, bumps the
    cart's version only if it is still the version priced in step 1 (every cart write bumps
    it under the cart row lock, so two processes or two tabs cannot check one cart out twice:
    the second finds it empty - CART_EMPTY - or changed - CONFLICT), counts coupon usage
@@ -28,7 +29,6 @@ version is what makes it hold across processes.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Sequence
@@ -48,6 +48,7 @@ from engine.errors import (CartEmpty, Conflict, InsufficientBalance, Insufficien
                            UserNotFound, ValidationError, VariantNotFound)
 from engine.money import money
 from engine.order_status import OrderStatus
+from engine.order_writer import ItemRecord, OrderRecord, Written, write_orders
 from engine.orders import change_status
 from engine.pricing import Coupon, PricedLine, Quote, price
 from engine.settings import Settings
@@ -314,76 +315,10 @@ async def _load_items(conn: asyncpg.Connection, settings: Settings, tenant_id: U
 
 # ----------------------------------------------------------------------------- steps 2-4: reserve and write
 
-# The order in ONE statement (one round trip, one commit) unless it is paid from the balance,
-# which adds the debit in the same transaction. Reads and locks come first, each gated on the
-# one before, so nothing is written unless every check passes:
-#   held     the reservation's holds, locked ($1); all must still be there (not reclaimed);
-#   cart     the cart's version bumped if still the one priced ($3, $4) - a cart write or a
-#            checkout in another process since then makes this find nothing; cart row lock next,
-#            as every cart write takes it first;
-#   usable   the coupons ($2) still within their limits, locked in id order;
-#   go       one row when all of it holds.
-# Then, each from `go`: holds consumed (the order owns the units from here on), coupon usage
-# counted, order numbered from the tenant's sequence, items, history, redemptions, the payment
-# expiry job, the cart emptied, and - with an Idempotency-Key - the response stored under the
-# key ($38-$42: rendered beforehand with a marker where the order number goes, which the
-# statement replaces with the number it assigned). The caller learns which check failed from
-# the flags.
-_PLACE = """
-WITH held AS (SELECT id FROM stock_holds WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE),
-     holds_ok AS (SELECT (SELECT count(*) FROM held) = cardinality($1::uuid[]) AS ok),
-     cart AS (UPDATE carts SET version = version + 1, updated_at = now()
-               WHERE id = $3 AND version = $4 AND (SELECT ok FROM holds_ok) RETURNING id),
-     cart_ok AS (SELECT (SELECT ok FROM holds_ok) AND ($3::uuid IS NULL OR EXISTS (SELECT 1 FROM cart)) AS ok),
-     usable AS (SELECT c.id FROM coupons c
-                 WHERE c.id = ANY($2::uuid[]) AND (SELECT ok FROM cart_ok) AND c.active
-                   AND (c.usage_limit IS NULL OR c.used_count < c.usage_limit)
-                   AND (c.per_user_limit IS NULL OR c.per_user_limit >
-                        (SELECT count(*) FROM coupon_redemptions r WHERE r.coupon_id = c.id AND r.user_id = $6))
-                 ORDER BY c.id FOR UPDATE),
-     coupons_ok AS (SELECT (SELECT count(*) FROM usable) = cardinality($2::uuid[]) AS ok),
-     go AS (SELECT 1 AS one WHERE (SELECT ok FROM cart_ok) AND (SELECT ok FROM coupons_ok)),
-     consumed AS (DELETE FROM stock_holds WHERE id IN (SELECT id FROM held) AND EXISTS (SELECT 1 FROM go)),
-     counted AS (UPDATE coupons SET used_count = used_count + 1
-                  WHERE id IN (SELECT id FROM usable) AND EXISTS (SELECT 1 FROM go)),
-     numbered AS (SELECT next_order_sequence($5)::text AS n FROM go),
-     placed AS (
-        INSERT INTO orders (id, tenant_id, user_id, order_number, status, payment_method, currency, subtotal,
-                            discount, shipping, tax, total, shipping_address, billing_address, shipping_method_id,
-                            shipping_method, applied_coupons, notes, expires_at, estimated_delivery,
-                            created_at, updated_at)
-        SELECT $7, $5, $6, 'ORD-' || $8 || '-' || lpad(n, greatest(8, length(n)), '0'), 'PENDING_PAYMENT',
-               $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $24
-          FROM numbered RETURNING id, order_number),
-     items AS (
-        INSERT INTO order_items (tenant_id, order_id, product_id, variant_id, stock_id, product_name, sku,
-                                 thumbnail_url, variant_attributes, quantity, unit_price, total_price,
-                                 commission_percentage, career_points_percentage)
-        SELECT $5, p.id, i.product_id, i.variant_id, i.stock_id, i.product_name, i.sku, i.thumbnail_url,
-               i.attributes::jsonb, i.quantity, i.unit_price, i.unit_price * i.quantity, i.commission,
-               i.career_points
-          FROM placed p, unnest($25::uuid[], $26::uuid[], $27::uuid[], $28::text[], $29::text[], $30::text[],
-                                $31::text[], $32::int[], $33::numeric[], $34::numeric[], $35::numeric[])
-               AS i(product_id, variant_id, stock_id, product_name, sku, thumbnail_url, attributes, quantity,
-                    unit_price, commission, career_points)),
-     history AS (INSERT INTO order_status_history (tenant_id, order_id, status, note, changed_by)
-                 SELECT $5, id, 'PENDING_PAYMENT', NULL, $36 FROM placed),
-     redeemed AS (INSERT INTO coupon_redemptions (tenant_id, coupon_id, user_id, order_id)
-                  SELECT $5, u.id, $6, p.id FROM placed p, usable u),
-     queued AS (INSERT INTO outbox (tenant_id, job, payload, not_before)
-                SELECT $5, $37, jsonb_build_object('order_id', id::text), $22 FROM placed WHERE $22 IS NOT NULL),
-     uncouponed AS (DELETE FROM cart_coupons WHERE cart_id = (SELECT id FROM cart) AND EXISTS (SELECT 1 FROM go)),
-     emptied AS (DELETE FROM cart_items WHERE cart_id = (SELECT id FROM cart) AND EXISTS (SELECT 1 FROM go)),
-     stored AS (UPDATE idempotency_keys
-                   SET response_status = $38,
-                       response_body = convert_to(replace(convert_from($39::bytea, 'UTF8'), $40,
-                                                          (SELECT order_number FROM placed)), 'UTF8')
-                 WHERE tenant_id = $5 AND scope = $41 AND key = $42 AND response_status IS NULL
-                   AND EXISTS (SELECT 1 FROM placed) RETURNING 1)
-SELECT (SELECT ok FROM holds_ok) AS holds_ok, (SELECT ok FROM cart_ok) AS cart_ok,
-       (SELECT ok FROM coupons_ok) AS coupons_ok, (SELECT order_number FROM placed) AS order_number,
-       EXISTS (SELECT 1 FROM stored) AS stored
-"""
+# The order is written by `place_orders` (migration 0013) from an OrderRecord
+# (engine.order_writer): one call, one commit, for this order and - in batched mode - the other
+# orders whose reservations came back with it (group commit). Paying from the balance adds
+# the debit in the same transaction, so such an order is written alone.
 
 
 async def _place(db: Database, stock: StockService, settings: Settings, *, tenant_id: UUID, user_id: UUID,
@@ -398,10 +333,13 @@ async def _place(db: Database, stock: StockService, settings: Settings, *, tenan
                 return await _write(conn, settings, tenant_id=tenant_id, user_id=user_id, plan=plan,
                                     request=request, cart=cart, actor=actor, now=now, reservation=reservation,
                                     respond=respond)
-        async with db.connection() as conn:
-            return await _write(conn, settings, tenant_id=tenant_id, user_id=user_id, plan=plan,
-                                request=request, cart=cart, actor=actor, now=now, reservation=reservation,
-                                respond=respond)
+        order = _Order(settings, tenant_id=tenant_id, user_id=user_id, plan=plan, request=request, cart=cart,
+                       actor=actor, now=now, reservation=reservation, respond=respond)
+        written = await stock.write_order(order.record)
+        if not written.cart_ok and written.holds_ok and cart is not None:
+            async with db.connection() as conn:
+                return await order.outcome(conn, written)
+        return await order.outcome(None, written)
     except BaseException:
         await _release_quietly(stock, reservation)
         raise
@@ -414,68 +352,95 @@ async def _release_quietly(stock: StockService, reservation: Reservation) -> Non
         pass
 
 
+class _Order:
+    """One checkout's order: its record for the order statement, and what its outcome means."""
+
+    def __init__(self, settings: Settings, *, tenant_id: UUID, user_id: UUID, plan: _Plan, request: OrderRequest,
+                 cart: CartView | None, actor: str, now: dt.datetime, reservation: Reservation,
+                 respond: ResponseSlot | None) -> None:
+        q = plan.quote
+        self.settings, self.plan, self.cart, self.respond = settings, plan, cart, respond
+        self.balance = request.pays_from_balance
+        self.method = "BALANCE" if self.balance else request.payment_method
+        self.expires_at = None if self.balance else now + dt.timedelta(seconds=settings.payment_expiry_seconds)
+        option = plan.option
+        self.applied = [{"code": c.code, "kind": c.kind, "discount": str(c.discount)} for c in q.applied_coupons]
+        self.order_id = uuid4()
+        self.marker, self.template, status = None, None, None
+        if respond is not None:  # the response as it will be, a marker standing for the order number
+            self.marker = f"ORD-{uuid4().hex}"
+            status, self.template = respond.render(self.placed(self.marker))
+        self.response_status = status
+        self.record = OrderRecord(
+            order_id=self.order_id, tenant_id=tenant_id, user_id=user_id, year=f"{now.year:04d}",
+            holds=list(reservation.holds), coupon_ids=sorted(plan.coupon_ids),
+            cart_id=None if cart is None else cart.id, cart_version=None if cart is None else cart.version,
+            payment_method=self.method, currency=plan.currency, subtotal=q.subtotal, discount=q.discount,
+            shipping=q.shipping or money(0), tax=q.tax, total=q.total,
+            shipping_address=plan.shipping_address.snapshot(),
+            billing_address=None if plan.billing_address is None else plan.billing_address.snapshot(),
+            shipping_method_id=UUID(option.method_id),
+            shipping_method={"id": option.method_id, "name": option.name, "carrier": option.carrier,
+                             "price": str(option.price), "estimatedDelivery": option.estimated_max.isoformat(),
+                             "estimatedFrom": option.estimated_min.isoformat()},
+            applied_coupons=self.applied, notes=request.notes, expires_at=self.expires_at,
+            estimated_delivery=option.estimated_max, created_at=now, changed_by=actor,
+            expiry_job=outbox.EXPIRE_ORDER,
+            items=[ItemRecord(product_id=ln.product_id, variant_id=ln.variant_id,
+                              stock_id=ln.stock_id if ln.track_inventory else None, product_name=ln.product_name,
+                              sku=ln.sku, thumbnail_url=ln.thumbnail_url, variant_attributes=ln.variant_attributes,
+                              quantity=ln.quantity, unit_price=money(ln.unit_price),
+                              commission_percentage=ln.commission_percentage,
+                              career_points_percentage=ln.career_points_percentage) for ln in plan.lines],
+            response_status=status, response_body=None if self.template is None else self.template.decode(),
+            response_marker=self.marker, response_scope=None if respond is None else respond.scope,
+            response_key=None if respond is None else respond.key)
+
+    def placed(self, number: str) -> PlacedOrder:
+        settings, method = self.settings, self.method
+        payment_url = f"{settings.public_base_url}/pay/{self.order_id}" if method in ("CARD", "EWALLET") else None
+        bank = ({"bankName": BANK_NAME, "accountNumber": BANK_ACCOUNT, "bik": BANK_BIK,
+                 "purpose": f"Payment for order {number}"} if method == "BANK_TRANSFER" else None)
+        status = OrderStatus.PAID if self.balance else OrderStatus.PENDING_PAYMENT
+        return PlacedOrder(order_id=self.order_id, order_number=number, status=status.value, payment_method=method,
+                           currency=self.plan.currency, quote=self.plan.quote, expires_at=self.expires_at,
+                           payment_url=payment_url, bank_details=bank,
+                           estimated_delivery=self.plan.option.estimated_max, applied_coupons=self.applied)
+
+    async def outcome(self, conn: asyncpg.Connection | None, written: Written) -> PlacedOrder:
+        """The order, or the error of the first check that failed (nothing was written then).
+        `conn` is needed only to tell an emptied cart from a changed one."""
+        if not written.holds_ok:  # the reconciler took them: this checkout outlived hold_grace
+            raise Conflict("The stock reservation expired during checkout; check out again.")
+        if not written.cart_ok:
+            assert conn is not None and self.cart is not None
+            if await conn.fetchval("SELECT NOT EXISTS (SELECT 1 FROM cart_items WHERE cart_id = $1)", self.cart.id):
+                raise CartEmpty()  # another tab or process checked it out first
+            raise Conflict("The cart changed during checkout; review it and try again.")
+        if not written.coupons_ok:
+            raise InvalidCoupon("A coupon reached its usage limit.", extra={"reason": "USAGE_LIMIT_REACHED"})
+        number = written.order_number
+        assert number is not None
+        if self.respond is not None and written.stored:
+            # Committed with the order (or, paying from the balance, commits with the debit).
+            assert self.template is not None and self.marker is not None and self.response_status is not None
+            self.respond.stored = StoredResponse(self.response_status,
+                                                 self.template.replace(self.marker.encode(), number.encode()))
+        return self.placed(number)
+
+
 async def _write(conn: asyncpg.Connection, settings: Settings, *, tenant_id: UUID, user_id: UUID, plan: _Plan,
                  request: OrderRequest, cart: CartView | None, actor: str, now: dt.datetime,
                  reservation: Reservation, respond: ResponseSlot | None) -> PlacedOrder:
-    q = plan.quote
-    balance = request.pays_from_balance
-    method = "BALANCE" if balance else request.payment_method
-    expires_at = None if balance else now + dt.timedelta(seconds=settings.payment_expiry_seconds)
-    option = plan.option
-    shipping_snapshot = {"id": option.method_id, "name": option.name, "carrier": option.carrier,
-                         "price": str(option.price), "estimatedDelivery": option.estimated_max.isoformat(),
-                         "estimatedFrom": option.estimated_min.isoformat()}
-    applied = [{"code": c.code, "kind": c.kind, "discount": str(c.discount)} for c in q.applied_coupons]
-    lines = plan.lines
-    order_id = uuid4()
-
-    def placed(number: str) -> PlacedOrder:
-        payment_url = f"{settings.public_base_url}/pay/{order_id}" if method in ("CARD", "EWALLET") else None
-        bank = ({"bankName": BANK_NAME, "accountNumber": BANK_ACCOUNT, "bik": BANK_BIK,
-                 "purpose": f"Payment for order {number}"} if method == "BANK_TRANSFER" else None)
-        status = OrderStatus.PAID if balance else OrderStatus.PENDING_PAYMENT
-        return PlacedOrder(order_id=order_id, order_number=number, status=status.value, payment_method=method,
-                           currency=plan.currency, quote=q, expires_at=expires_at, payment_url=payment_url,
-                           bank_details=bank, estimated_delivery=option.estimated_max, applied_coupons=applied)
-
-    marker, response_status, template = None, None, None
-    if respond is not None:  # the response as it will be, a marker standing for the order number
-        marker = f"ORD-{uuid4().hex}"
-        response_status, template = respond.render(placed(marker))
-    row = await conn.fetchrow(
-        _PLACE, list(reservation.holds), sorted(plan.coupon_ids), None if cart is None else cart.id,
-        None if cart is None else cart.version, tenant_id, user_id, order_id, f"{now.year:04d}",
-        method, plan.currency, q.subtotal, q.discount, q.shipping or money(0), q.tax, q.total,
-        plan.shipping_address.snapshot(),
-        None if plan.billing_address is None else plan.billing_address.snapshot(),
-        UUID(option.method_id), shipping_snapshot, applied, request.notes, expires_at, option.estimated_max,
-        now,
-        [ln.product_id for ln in lines], [ln.variant_id for ln in lines],
-        [ln.stock_id if ln.track_inventory else None for ln in lines], [ln.product_name for ln in lines],
-        [ln.sku for ln in lines], [ln.thumbnail_url for ln in lines],
-        [None if ln.variant_attributes is None else json.dumps(ln.variant_attributes) for ln in lines],
-        [ln.quantity for ln in lines], [money(ln.unit_price) for ln in lines],
-        [ln.commission_percentage for ln in lines], [ln.career_points_percentage for ln in lines],
-        actor, outbox.EXPIRE_ORDER, response_status, template, marker,
-        None if respond is None else respond.scope, None if respond is None else respond.key)
-    if not row["holds_ok"]:  # the reconciler took them: this checkout outlived hold_grace
-        raise Conflict("The stock reservation expired during checkout; check out again.")
-    if not row["cart_ok"]:
-        if await conn.fetchval("SELECT NOT EXISTS (SELECT 1 FROM cart_items WHERE cart_id = $1)", cart.id):
-            raise CartEmpty()  # another tab or process checked it out first
-        raise Conflict("The cart changed during checkout; review it and try again.")
-    if not row["coupons_ok"]:
-        raise InvalidCoupon("A coupon reached its usage limit.", extra={"reason": "USAGE_LIMIT_REACHED"})
-    number = row["order_number"]
-
-    if balance:
-        await _pay_from_balance(conn, tenant_id, user_id, order_id, number, q.total)
-        await change_status(conn, order_id, OrderStatus.PAID, actor=actor, note="Paid from partner balance",
+    """This order alone, on `conn` (in the caller's transaction when it pays from the balance)."""
+    order = _Order(settings, tenant_id=tenant_id, user_id=user_id, plan=plan, request=request, cart=cart,
+                   actor=actor, now=now, reservation=reservation, respond=respond)
+    placed = await order.outcome(conn, (await write_orders(conn, [order.record]))[0])
+    if order.balance:
+        await _pay_from_balance(conn, tenant_id, user_id, order.order_id, placed.order_number, plan.quote.total)
+        await change_status(conn, order.order_id, OrderStatus.PAID, actor=actor, note="Paid from partner balance",
                             tenant_id=tenant_id)
-    if respond is not None and row["stored"]:
-        # Committed with the order (or, paying from the balance, commits with the debit).
-        respond.stored = StoredResponse(response_status, template.replace(marker.encode(), number.encode()))
-    return placed(number)
+    return placed
 
 
 async def _pay_from_balance(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID, order_id: UUID,

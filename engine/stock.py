@@ -55,6 +55,7 @@ import asyncpg
 from engine.actors import Actor, ActorRegistry, ActorStats
 from engine.db import Database
 from engine.errors import ActorUnavailable, DomainError, InsufficientStock
+from engine.order_writer import OrderRecord, OrderWriter, Written, write_orders, writer_key
 from engine.settings import Settings
 from engine.stock_signals import StockSignals
 from engine.stock_summary import SummaryRefresher
@@ -191,6 +192,13 @@ class StockService:
                                        ask_timeout=settings.actor_ask_timeout,
                                        max_batch=settings.actor_max_batch,
                                        retry_after=settings.dependency_retry_after)
+        # Group commit of orders (engine.order_writer): batched mode only; single mode writes
+        # each order alone, as the baseline always did.
+        self._writers = ActorRegistry(lambda _key: OrderWriter(db), mailbox_size=settings.actor_mailbox_size,
+                                      idle_seconds=settings.actor_idle_seconds,
+                                      ask_timeout=settings.actor_ask_timeout + settings.db_command_timeout,
+                                      max_batch=settings.actor_max_batch,
+                                      retry_after=settings.dependency_retry_after)
 
     def _spawn(self, key: Hashable) -> Actor:
         if self._recheck > 0:
@@ -213,6 +221,18 @@ class StockService:
         if self._signals is not None:
             await self._signals.stop()
         await self._registry.shutdown(drain_timeout)
+        await self._writers.shutdown(drain_timeout)
+
+    async def write_order(self, record: OrderRecord) -> Written:
+        """Write one order: with the other orders waiting for the same writer in one call
+        (batched mode), or alone (single mode)."""
+        if not self.batched:
+            async with self._db.connection() as conn:
+                return (await write_orders(conn, [record]))[0]
+        answer = await self._writers.ask(writer_key(record), record)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
 
     # -- sold-out memory ----------------------------------------------------------------
 
