@@ -194,6 +194,7 @@ class StockService:
                                        retry_after=settings.dependency_retry_after)
         # Group commit of orders (engine.order_writer): batched mode only; single mode writes
         # each order alone, as the baseline always did.
+        self._lane, self._lanes = 0, max(1, settings.order_writers)
         self._writers = ActorRegistry(lambda _key: OrderWriter(db), mailbox_size=settings.actor_mailbox_size,
                                       idle_seconds=settings.actor_idle_seconds,
                                       ask_timeout=settings.actor_ask_timeout + settings.db_command_timeout,
@@ -229,7 +230,8 @@ class StockService:
         if not self.batched:
             async with self._db.connection() as conn:
                 return (await write_orders(conn, [record]))[0]
-        answer = await self._writers.ask(writer_key(record), record)
+        self._lane = (self._lane + 1) % self._lanes
+        answer = await self._writers.ask(writer_key(record, self._lane), record)
         if isinstance(answer, BaseException):
             raise answer
         return answer

@@ -45,7 +45,7 @@ class _Gathered(StockService):
 
 @pytest.fixture
 async def stock(database, base_settings):
-    s = _Gathered(database, base_settings)
+    s = _Gathered(database, base_settings.with_(order_writers=1))   # one lane: the whole group in one call
     yield s
     await s.shutdown(1)
 
@@ -131,6 +131,18 @@ async def test_a_coupon_used_up_inside_the_group_fails_only_the_order_past_its_l
     assert await db.fetchval("SELECT count(*) FROM coupon_redemptions WHERE coupon_id = $1", coupon) == 2
     assert await db.fetchval("SELECT count(*) FROM orders WHERE tenant_id = $1", tenant.id) == 2
     assert await stock_of(db, pid) == {"on_hand": 20, "available": 16, "reserved": 4, "sold": 0}
+
+
+async def test_lanes_split_a_group_but_every_order_is_written(tenant, db, database, base_settings, groups):
+    service = _Gathered(database, base_settings.with_(order_writers=2))
+    pid = await make_product(db, tenant.id, price="100", stock=20)
+    buyers, requests = await _buyers(tenant, db, pid, 6)
+    service.size = 6
+    results = await _all_check_out(database, service, base_settings, tenant, buyers, requests)
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    assert sorted(groups) == [3, 3]
+    assert await db.fetchval("SELECT count(*) FROM orders WHERE tenant_id = $1", tenant.id) == 6
+    await service.shutdown(1)
 
 
 async def test_single_mode_writes_each_order_alone(tenant, db, database, base_settings, groups):
