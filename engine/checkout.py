@@ -39,20 +39,19 @@ import asyncpg
 from engine import coupons as coupon_store
 from engine import outbox
 from engine.addresses import FIELDS as ADDRESS_FIELDS
-from engine.addresses import Address, address_from
+from engine.addresses import address_from
 from engine.cart import CartView, cart_with_lines_query, load_cart_to_check_out
 from engine.db import Database
+from engine.domain.checkout_plan import CheckoutSnapshot, OrderLine, OrderPlan, plan_order
 from engine.idempotency import ResponseSlot, StoredResponse
-from engine.errors import (CartEmpty, Conflict, InsufficientBalance, InsufficientStock, InvalidAddress,
-                           InvalidCoupon, ItemsUnavailable, KycRequired, MaxQuantityExceeded, ProductNotFound,
-                           UserNotFound, ValidationError, VariantNotFound)
+from engine.errors import (CartEmpty, Conflict, InsufficientBalance, InvalidCoupon, MaxQuantityExceeded,
+                           ProductNotFound, ValidationError, VariantNotFound)
 from engine.money import money
 from engine.order_status import OrderStatus
 from engine.order_writer import ItemRecord, OrderRecord, Written, write_orders
 from engine.orders import change_status
-from engine.pricing import Coupon, PricedLine, Quote, price
+from engine.pricing import Quote
 from engine.settings import Settings
-from engine.shipping_rules import ItemSize, ShippingOption, pack, quote_method, validate_destination
 from engine.shipping_store import FIELDS as METHOD_FIELDS
 from engine.shipping_store import method_from_row
 from engine.stock import Reservation, StockLine, StockService
@@ -62,40 +61,6 @@ PAYMENT_METHODS = ("CARD", "BANK_TRANSFER", "EWALLET", "BALANCE")
 BANK_NAME = "Sandbox Commerce Bank"
 BANK_ACCOUNT = "40702810900000000001"
 BANK_BIK = "044525999"
-
-
-@dataclass(frozen=True, slots=True)
-class OrderLine:
-    """A line as the order keeps it: what was bought, at which price, from which stock row."""
-
-    product_id: UUID
-    variant_id: UUID | None
-    stock_id: UUID | None
-    product_name: str
-    sku: str
-    thumbnail_url: str | None
-    variant_attributes: dict[str, str] | None
-    unit_price: Decimal
-    quantity: int
-    commission_percentage: Decimal
-    career_points_percentage: Decimal
-    track_inventory: bool
-    purchasable: bool
-    weight_grams: int | None = None
-    length_cm: Decimal | None = None
-    width_cm: Decimal | None = None
-    height_cm: Decimal | None = None
-
-    @classmethod
-    def of(cls, line: Any) -> "OrderLine":
-        """From an engine.cart.CartLine (or anything with the same attributes)."""
-        return cls(product_id=line.product_id, variant_id=line.variant_id, stock_id=line.stock_id,
-                   product_name=line.product_name, sku=line.sku, thumbnail_url=line.thumbnail_url,
-                   variant_attributes=line.variant_attributes, unit_price=line.unit_price, quantity=line.quantity,
-                   commission_percentage=line.commission_percentage,
-                   career_points_percentage=line.career_points_percentage, track_inventory=line.track_inventory,
-                   purchasable=line.status == "ACTIVE" and not line.deleted, weight_grams=line.weight_grams,
-                   length_cm=line.length_cm, width_cm=line.width_cm, height_cm=line.height_cm)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,17 +102,7 @@ class PlacedOrder:
     applied_coupons: list[dict[str, Any]] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    """Everything step 1 decided, ready to be written."""
-
-    lines: list[OrderLine]
-    coupon_ids: list[UUID]
-    quote: Quote
-    option: ShippingOption
-    shipping_address: Address
-    billing_address: Address | None
-    currency: str
+_Plan = OrderPlan  # the name this module used before the plan moved to engine.domain
 
 
 # ----------------------------------------------------------------------------- entry points
@@ -209,61 +164,33 @@ def _context_args(request: OrderRequest) -> tuple[Any, ...]:
 
 async def _plan(conn: asyncpg.Connection, settings: Settings, tenant_id: UUID, user_id: UUID,
                 lines: list[OrderLine], codes: list[str], request: OrderRequest, now: dt.datetime,
-                context: asyncpg.Record | None = None) -> _Plan:
+                context: asyncpg.Record | None = None) -> OrderPlan:
+    """Read what the rules need (the context, unless checkout's one read brought it, and the
+    coupons), then let the pure planner decide (engine.domain.checkout_plan)."""
     if context is None:
         context = await conn.fetchrow(_CONTEXT, tenant_id, user_id, *_context_args(request))
-    if context is None or context["u_id"] is None:
-        raise UserNotFound()
-    unavailable = [ln for ln in lines if not ln.purchasable]
-    if unavailable:
-        raise ItemsUnavailable(extra={"items": [
-            {"productId": str(ln.product_id), "variantId": str(ln.variant_id) if ln.variant_id else None,
-             "name": ln.product_name} for ln in unavailable]})
-
-    shipping_address = address_from(context, "s_")
-    if shipping_address is None:
-        raise InvalidAddress("Shipping address not found.", details={"shippingAddressId": ["not found"]})
-    try:
-        country, postal = validate_destination(shipping_address.country, shipping_address.postal_code)
-    except ValidationError:
-        raise InvalidAddress(details={"shippingAddressId": ["country or postal code is malformed"]}) from None
-    billing = None
-    if request.billing_address_id is not None:
-        billing = address_from(context, "b_")
-        if billing is None:
-            raise InvalidAddress("Billing address not found.", details={"billingAddressId": ["not found"]})
-
+    found = context is not None and context["u_id"] is not None
     stored = []
+    unknown = None
     seen: set[str] = set()
-    for code in codes:
+    for code in codes if found else ():
         normal = coupon_store.normalize_code(code)
         if normal in seen:
             continue
         seen.add(normal)
-        found = await coupon_store.find_for_user(conn, tenant_id, normal, user_id)
-        if found is None:
-            raise coupon_store.invalid(code)
-        stored.append(found)
-    coupons: list[Coupon] = [s.coupon for s in stored]
-
-    priced = [PricedLine(line_id=str(i), product_id=ln.product_id, variant_id=ln.variant_id,
-                         unit_price=money(ln.unit_price), quantity=ln.quantity,
-                         commission_percentage=ln.commission_percentage,
-                         career_points_percentage=ln.career_points_percentage) for i, ln in enumerate(lines)]
-    goods = price(priced, coupons, None, settings.tax_rate, now, strict=True)
-    method = None if context["m_id"] is None else method_from_row({f: context["m_" + f] for f in METHOD_FIELDS})
-    parcel = pack(ItemSize(ln.weight_grams, ln.length_cm, ln.width_cm, ln.height_cm, ln.quantity) for ln in lines)
-    # The free-shipping threshold is compared with what the goods cost after discounts.
-    option = quote_method(method, country, postal, parcel, goods.subtotal - goods.discount, now.date())
-    quote = price(priced, coupons, option.price, settings.tax_rate, now, strict=True)
-
-    if quote.total > settings.kyc_limit and context["kyc_status"] != "VERIFIED":
-        raise KycRequired(extra={"kycLimit": settings.kyc_limit, "kycStatus": context["kyc_status"]})
-    for ln in lines:
-        if ln.track_inventory and ln.stock_id is None:  # tracked but no stock row: nothing to sell
-            raise InsufficientStock("Only 0 available.", extra={"available": 0, "productId": str(ln.product_id)})
-    currency = method.currency if method is not None else settings.currency
-    return _Plan(lines, [s.id for s in stored], quote, option, shipping_address, billing, currency)
+        coupon = await coupon_store.find_for_user(conn, tenant_id, normal, user_id)
+        if coupon is None:
+            unknown = coupon_store.normalize_code(code)
+            break
+        stored.append(coupon)
+    snapshot = CheckoutSnapshot(
+        lines=lines, buyer_found=found, kyc_status=context["kyc_status"] if found else None,
+        shipping_address=address_from(context, "s_") if found else None,
+        billing_address=address_from(context, "b_") if found and request.billing_address_id is not None else None,
+        billing_requested=request.billing_address_id is not None, unknown_coupon=unknown)
+    method = (None if not found or context["m_id"] is None
+              else method_from_row({f: context["m_" + f] for f in METHOD_FIELDS}))
+    return plan_order(snapshot, stored, method, settings, now)
 
 
 _ITEM_ROWS = """
