@@ -19,7 +19,7 @@ from engine.cart import CartLine, CartView
 from engine.errors import Forbidden, ValidationError
 from engine.money import to_api
 from engine.pricing import Quote
-from engine.user_actor import UserActors
+from engine.actors.user import UserActors
 from web import keys
 from web.api import REQUIRED, Req, RouteTable
 
