@@ -20,7 +20,8 @@ from uuid import UUID
 import asyncpg
 
 from engine.db import Database
-from engine.errors import AddressNotFound
+from engine.domain.address import PostalAddress
+from engine.domain.errors import AddressNotFound
 
 _COLUMNS = ("id, recipient_name, street, city, region, country, postal_code, phone, is_default,"
             " created_at, updated_at")
@@ -29,25 +30,14 @@ FIELDS = tuple(c.strip() for c in _COLUMNS.split(","))   # what an Address is bu
 EDITABLE = ("recipient_name", "street", "city", "region", "country", "postal_code", "phone", "is_default")
 
 
-@dataclass(frozen=True, slots=True)
-class Address:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Address(PostalAddress):
+    """An entry of the user's address book: a postal address with its identity and flags."""
+
     id: UUID
-    recipient_name: str
-    street: str
-    city: str
-    region: str
-    country: str
-    postal_code: str
-    phone: str | None
     is_default: bool
     created_at: dt.datetime
     updated_at: dt.datetime
-
-    def snapshot(self) -> dict[str, Any]:
-        """The camelCase copy an order keeps, so later edits never rewrite history."""
-        return {"recipientName": self.recipient_name, "street": self.street, "city": self.city,
-                "region": self.region, "country": self.country, "postalCode": self.postal_code,
-                "phone": self.phone}
 
 
 def _address(row: Any) -> Address:
@@ -69,14 +59,6 @@ async def get_address(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID, 
     if row is None:
         raise AddressNotFound()
     return _address(row)
-
-
-async def find_address(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID, address_id: UUID) -> Address | None:
-    """Like `get_address` but None instead of an error (checkout maps it to INVALID_ADDRESS)."""
-    try:
-        return await get_address(conn, tenant_id, user_id, address_id)
-    except AddressNotFound:
-        return None
 
 
 async def list_addresses(db: Database, tenant_id: UUID, user_id: UUID, *, page: int,

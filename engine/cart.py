@@ -22,8 +22,9 @@ from uuid import UUID
 
 import asyncpg
 
-from engine.coupons import load_cart_coupons
-from engine.pricing import Coupon, PricedLine, Quote, price
+from engine.coupons import StoredCoupon, load_cart_coupons
+from engine.domain.money import money
+from engine.domain.pricing import Coupon, PricedLine, Quote, check_coupon, check_stacking, price
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +102,16 @@ class CartView:
     def unavailable(self) -> tuple[CartLine, ...]:
         return tuple(line for line in self.lines if not line.purchasable)
 
+    def check_coupon(self, stored: StoredCoupon, *, now: dt.datetime) -> bool:
+        """Raise InvalidCoupon if the coupon cannot join this cart now; False if it already has."""
+        if stored.code in self.coupon_ids:
+            return False
+        check_stacking((c.kind for c in self.coupons), stored.coupon)
+        check_coupon(stored.coupon, money(sum((line.total_price for line in self.lines), Decimal(0))), now)
+        return True
+
     def pricing_lines(self) -> list[PricedLine]:
-        """The lines as engine.pricing sees them (pass to `pricing.price`)."""
+        """The lines as engine.domain.pricing sees them (pass to `pricing.price`)."""
         return [line.pricing_line() for line in self.lines]
 
     def quote(self, *, tax_rate: Decimal, now: dt.datetime, shipping: Decimal | None = None,

@@ -23,7 +23,7 @@ import asyncpg
 from engine import coupons
 from engine.cart import CartView, cart_of, clear_cart, load_cart, touch_cart
 from engine.db import Database
-from engine.errors import (CartItemNotFound, InsufficientStock, MaxQuantityExceeded, ProductNotFound,
+from engine.domain.errors import (CartItemNotFound, InsufficientStock, MaxQuantityExceeded, ProductNotFound,
                            ProductUnavailable, ValidationError, VariantNotFound)
 
 
@@ -149,7 +149,7 @@ async def apply_coupon(db: Database, tenant_id: UUID, user_id: UUID, code: str, 
         coupon = await coupons.find_for_user(conn, tenant_id, code, user_id)
         if coupon is None:
             raise coupons.invalid(code)
-        coupons.check_applicable(view, coupon, now=now)
+        view.check_coupon(coupon, now=now)
         await conn.execute("INSERT INTO cart_coupons (cart_id, coupon_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                            cart["id"], coupon.id)
         await touch_cart(conn, cart["id"])

@@ -44,13 +44,14 @@ from engine.cart import CartView, cart_with_lines_query, load_cart_to_check_out
 from engine.db import Database
 from engine.domain.checkout_plan import CheckoutSnapshot, OrderLine, OrderPlan, plan_order
 from engine.idempotency import ResponseSlot, StoredResponse
-from engine.errors import (CartEmpty, Conflict, InsufficientBalance, InvalidCoupon, MaxQuantityExceeded,
-                           ProductNotFound, ValidationError, VariantNotFound)
-from engine.money import money
-from engine.order_status import OrderStatus
+from engine.domain.errors import (CartEmpty, Conflict, InsufficientBalance, InvalidCoupon, MaxQuantityExceeded,
+                                  ProductNotFound, TooManyUnpaidOrders, ValidationError, VariantNotFound)
+from engine.domain.money import money
+from engine.domain.order_status import OrderStatus
+from engine.domain.pricing import Quote
 from engine.order_writer import ItemRecord, OrderRecord, Written, write_orders
 from engine.orders import change_status
-from engine.pricing import Quote
+from engine.payments import payment_url as payment_page
 from engine.settings import Settings
 from engine.shipping_store import FIELDS as METHOD_FIELDS
 from engine.shipping_store import method_from_row
@@ -109,9 +110,10 @@ _Plan = OrderPlan  # the name this module used before the plan moved to engine.d
 
 async def checkout(db: Database, stock: StockService, settings: Settings, *, tenant_id: UUID, user_id: UUID,
                    request: OrderRequest, actor: str, now: dt.datetime,
-                   respond: ResponseSlot | None = None) -> PlacedOrder:
+                   respond: ResponseSlot | None = None, limit_unpaid: bool = True) -> PlacedOrder:
     """The user's cart as an order (POST /cart/checkout). With `respond` (the request's
-    Idempotency-Key), the response is stored in the order's own transaction."""
+    Idempotency-Key), the response is stored in the order's own transaction. With
+    `limit_unpaid`, TOO_MANY_UNPAID_ORDERS when the buyer already holds `max_unpaid_orders`."""
     async with db.connection() as conn:
         cart, context = await load_cart_to_check_out(conn, tenant_id, user_id, query=_CART_AND_CONTEXT,
                                                      args=_context_args(request))
@@ -121,21 +123,23 @@ async def checkout(db: Database, stock: StockService, settings: Settings, *, ten
         codes = [c.code for c in cart.coupons] + list(request.coupon_codes)
         plan = await _plan(conn, settings, tenant_id, user_id, lines, codes, request, now, context)
     return await _place(db, stock, settings, tenant_id=tenant_id, user_id=user_id, plan=plan, request=request,
-                        cart=cart, actor=actor, now=now, respond=respond)
+                        cart=cart, actor=actor, now=now, respond=respond, limit_unpaid=limit_unpaid)
 
 
 async def place_order(db: Database, stock: StockService, settings: Settings, *, tenant_id: UUID, user_id: UUID,
                       items: Sequence[ItemRequest], request: OrderRequest, actor: str,
-                      now: dt.datetime, respond: ResponseSlot | None = None) -> PlacedOrder:
+                      now: dt.datetime, respond: ResponseSlot | None = None,
+                      limit_unpaid: bool = False) -> PlacedOrder:
     """An order straight from items (POST /orders), for `user_id` (the caller, or a customer
-    of the tenant named by an orders:write key). Same checks and guarantees as checkout."""
+    of the tenant named by an orders:write key). Same checks and guarantees as checkout;
+    `limit_unpaid` when the buyer orders for themselves."""
     if not items:
         raise ValidationError(details={"items": ["at least one item is required"]})
     async with db.connection() as conn:
         lines = await _load_items(conn, settings, tenant_id, items)
         plan = await _plan(conn, settings, tenant_id, user_id, lines, list(request.coupon_codes), request, now)
     return await _place(db, stock, settings, tenant_id=tenant_id, user_id=user_id, plan=plan, request=request,
-                        cart=None, actor=actor, now=now, respond=respond)
+                        cart=None, actor=actor, now=now, respond=respond, limit_unpaid=limit_unpaid)
 
 
 # ----------------------------------------------------------------------------- step 1: check and price
@@ -250,7 +254,7 @@ async def _load_items(conn: asyncpg.Connection, settings: Settings, tenant_id: U
 
 async def _place(db: Database, stock: StockService, settings: Settings, *, tenant_id: UUID, user_id: UUID,
                  plan: _Plan, request: OrderRequest, cart: CartView | None, actor: str,
-                 now: dt.datetime, respond: ResponseSlot | None) -> PlacedOrder:
+                 now: dt.datetime, respond: ResponseSlot | None, limit_unpaid: bool) -> PlacedOrder:
     reservation = await stock.reserve_all(
         StockLine(ln.stock_id if ln.track_inventory else None, ln.quantity, ln.product_id, ln.variant_id)
         for ln in plan.lines)
@@ -259,9 +263,9 @@ async def _place(db: Database, stock: StockService, settings: Settings, *, tenan
             async with db.transaction() as conn:
                 return await _write(conn, settings, tenant_id=tenant_id, user_id=user_id, plan=plan,
                                     request=request, cart=cart, actor=actor, now=now, reservation=reservation,
-                                    respond=respond)
+                                    respond=respond, limit_unpaid=limit_unpaid)
         order = _Order(settings, tenant_id=tenant_id, user_id=user_id, plan=plan, request=request, cart=cart,
-                       actor=actor, now=now, reservation=reservation, respond=respond)
+                       actor=actor, now=now, reservation=reservation, respond=respond, limit_unpaid=limit_unpaid)
         written = await stock.write_order(order.record)
         if not written.cart_ok and written.holds_ok and cart is not None:
             async with db.connection() as conn:
@@ -284,10 +288,14 @@ class _Order:
 
     def __init__(self, settings: Settings, *, tenant_id: UUID, user_id: UUID, plan: _Plan, request: OrderRequest,
                  cart: CartView | None, actor: str, now: dt.datetime, reservation: Reservation,
-                 respond: ResponseSlot | None) -> None:
+                 respond: ResponseSlot | None, limit_unpaid: bool = False) -> None:
         q = plan.quote
         self.settings, self.plan, self.cart, self.respond = settings, plan, cart, respond
+        self.tenant_id, self.now = tenant_id, now
         self.balance = request.pays_from_balance
+        # The hoarding limit: the buyer's own unpaid orders only (a balance payment is paid at once).
+        self.unpaid_limit = (settings.max_unpaid_orders if limit_unpaid and not self.balance
+                             and settings.max_unpaid_orders > 0 else None)
         self.method = "BALANCE" if self.balance else request.payment_method
         self.expires_at = None if self.balance else now + dt.timedelta(seconds=settings.payment_expiry_seconds)
         option = plan.option
@@ -321,11 +329,12 @@ class _Order:
                               career_points_percentage=ln.career_points_percentage) for ln in plan.lines],
             response_status=status, response_body=None if self.template is None else self.template.decode(),
             response_marker=self.marker, response_scope=None if respond is None else respond.scope,
-            response_key=None if respond is None else respond.key)
+            response_key=None if respond is None else respond.key, unpaid_limit=self.unpaid_limit)
 
     def placed(self, number: str) -> PlacedOrder:
         settings, method = self.settings, self.method
-        payment_url = f"{settings.public_base_url}/pay/{self.order_id}" if method in ("CARD", "EWALLET") else None
+        payment_url = payment_page(settings, method=method, order_id=self.order_id, tenant_id=self.tenant_id,
+                                   now=self.now)
         bank = ({"bankName": BANK_NAME, "accountNumber": BANK_ACCOUNT, "bik": BANK_BIK,
                  "purpose": f"Payment for order {number}"} if method == "BANK_TRANSFER" else None)
         status = OrderStatus.PAID if self.balance else OrderStatus.PENDING_PAYMENT
@@ -346,6 +355,9 @@ class _Order:
             raise Conflict("The cart changed during checkout; review it and try again.")
         if not written.coupons_ok:
             raise InvalidCoupon("A coupon reached its usage limit.", extra={"reason": "USAGE_LIMIT_REACHED"})
+        if not written.slot_ok:
+            raise TooManyUnpaidOrders(f"At most {self.unpaid_limit} unpaid orders at once: pay or cancel one first.",
+                                      extra={"limit": self.unpaid_limit})
         number = written.order_number
         assert number is not None
         if self.respond is not None and written.stored:
@@ -358,10 +370,10 @@ class _Order:
 
 async def _write(conn: asyncpg.Connection, settings: Settings, *, tenant_id: UUID, user_id: UUID, plan: _Plan,
                  request: OrderRequest, cart: CartView | None, actor: str, now: dt.datetime,
-                 reservation: Reservation, respond: ResponseSlot | None) -> PlacedOrder:
+                 reservation: Reservation, respond: ResponseSlot | None, limit_unpaid: bool = False) -> PlacedOrder:
     """This order alone, on `conn` (in the caller's transaction when it pays from the balance)."""
     order = _Order(settings, tenant_id=tenant_id, user_id=user_id, plan=plan, request=request, cart=cart,
-                   actor=actor, now=now, reservation=reservation, respond=respond)
+                   actor=actor, now=now, reservation=reservation, respond=respond, limit_unpaid=limit_unpaid)
     placed = await order.outcome(conn, (await write_orders(conn, [order.record]))[0])
     if order.balance:
         await _pay_from_balance(conn, tenant_id, user_id, order.order_id, placed.order_number, plan.quote.total)

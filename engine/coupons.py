@@ -1,7 +1,7 @@
 """Coupons as stored: finding them for a cart, and the staff's management of them.
 
 The rules (validity window, limits, minimum order, stacking, the discount itself) live in
-engine.pricing; this module only reads and writes rows and hands pricing `Coupon` values that
+engine.domain.pricing; this module only reads and writes rows and hands pricing `Coupon` values that
 carry the caller's own usage count.
 
 Invariants:
@@ -17,18 +17,15 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 
 from engine.db import Database
-from engine.errors import Conflict, CouponNotFound, InvalidCoupon, ValidationError
-from engine.money import money
-from engine.pricing import Coupon, check_coupon, check_stacking
-
-if TYPE_CHECKING:
-    from engine.cart import CartView
+from engine.domain.errors import Conflict, CouponNotFound, InvalidCoupon, ValidationError
+from engine.domain.money import money
+from engine.domain.pricing import Coupon
 
 # Coupon fields staff may change after creation.
 EDITABLE = ("active", "ends_at", "usage_limit")
@@ -89,15 +86,6 @@ async def load_cart_coupons(conn: asyncpg.Connection, tenant_id: UUID, cart_id: 
         " WHERE cc.cart_id = $1 AND c.tenant_id = $2 ORDER BY cc.added_at, c.code",
         cart_id, tenant_id, user_id)
     return tuple(_stored(r, r["used_by_user"]) for r in rows)
-
-
-def check_applicable(view: "CartView", stored: StoredCoupon, *, now: dt.datetime) -> bool:
-    """Raise InvalidCoupon if the coupon cannot join the cart now; False if it already has."""
-    if stored.code in view.coupon_ids:
-        return False
-    check_stacking((c.kind for c in view.coupons), stored.coupon)
-    check_coupon(stored.coupon, money(sum((line.total_price for line in view.lines), Decimal(0))), now)
-    return True
 
 
 # ----------------------------------------------------------------------------- staff side

@@ -13,7 +13,7 @@ from typing import AsyncIterator
 
 import asyncpg
 
-from engine.errors import ServiceUnavailable, ValidationError
+from engine.domain.errors import ServiceUnavailable, ValidationError
 from engine.settings import Settings
 
 # Errors that mean "the database is not reachable right now", not "your query is wrong".

@@ -28,7 +28,7 @@ from typing import Any, Callable
 from uuid import UUID
 
 from engine.db import Database
-from engine.errors import Conflict, IdempotencyKeyReused
+from engine.domain.errors import Conflict, IdempotencyKeyReused
 
 POLL_SECONDS = 0.05
 
@@ -127,6 +127,17 @@ async def claim(db: Database, tenant_id: UUID, scope: str, key: str, digest: byt
             raise Conflict("A request with this Idempotency-Key is still in progress; retry shortly.",
                            extra={"retry_after": 1})
         await asyncio.sleep(POLL_SECONDS)
+
+
+async def stored(db: Database, tenant_id: UUID, scope: str, key: str, digest: bytes) -> StoredResponse | None:
+    """The stored answer for this key and this very request, if there is one (read only: for a
+    replay that must be answered even when the caller's rate-limit budget is spent)."""
+    async with db.connection() as conn:
+        row = await conn.fetchrow(
+            "SELECT response_status, response_body FROM idempotency_keys WHERE tenant_id = $1 AND scope = $2"
+            " AND key = $3 AND request_hash = $4 AND expires_at > now() AND response_status IS NOT NULL",
+            tenant_id, scope, key, digest)
+    return None if row is None else StoredResponse(row["response_status"], bytes(row["response_body"]))
 
 
 async def complete(db: Database, tenant_id: UUID, scope: str, key: str, response: StoredResponse) -> None:

@@ -26,7 +26,8 @@ import msgspec
 from engine.actors import Actor
 from engine.db import Database
 
-_PLACE = "SELECT n, holds_ok, cart_ok, coupons_ok, order_number, stored FROM place_orders($1::text::jsonb)"
+_PLACE = ("SELECT n, holds_ok, cart_ok, coupons_ok, slot_ok, order_number, stored"
+          " FROM place_orders($1::text::jsonb)")
 _encode = msgspec.json.Encoder(decimal_format="string").encode
 
 
@@ -82,6 +83,7 @@ class OrderRecord:
     response_marker: str | None = None
     response_scope: str | None = None
     response_key: str | None = None
+    unpaid_limit: int | None = None     # the buyer's own orders: at most this many unpaid (None: no limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,7 @@ class Written:
     holds_ok: bool
     cart_ok: bool
     coupons_ok: bool
+    slot_ok: bool
     order_number: str | None
     stored: bool
 
@@ -100,7 +103,7 @@ async def write_orders(conn: asyncpg.Connection, records: Sequence[OrderRecord])
     rows = await conn.fetch(_PLACE, _encode(list(records)).decode())
     out: list[Written | None] = [None] * len(records)
     for r in rows:
-        out[r["n"]] = Written(r["holds_ok"], r["cart_ok"], r["coupons_ok"], r["order_number"], r["stored"])
+        out[r["n"]] = Written(r["holds_ok"], r["cart_ok"], r["coupons_ok"], r["slot_ok"], r["order_number"], r["stored"])
     assert all(w is not None for w in out), "place_orders skipped an order"
     return out  # type: ignore[return-value]
 

@@ -3,13 +3,15 @@
 `change_status` is THE status change, whoever asks (staff, the cancel endpoint, the payment
 webhook, the expiry job, delivery tracking, refunds):
 - it locks the order row (SELECT ... FOR UPDATE) and checks the move with
-  engine.order_status.transition, so when two paths race (payment vs expiry) the second one
-  sees the first one's status and gets INVALID_STATUS_TRANSITION: exactly one wins;
+  engine.domain.status_step.step (the state machine's transition plus the move's effects), so
+  when two paths race (payment vs expiry) the second one sees the first one's status and gets
+  INVALID_STATUS_TRANSITION: exactly one wins;
 - it does the stock side of the move in the same transaction: PAID sells the reserved units,
   CANCELLED releases them (unpaid) or returns the sold ones (paid);
 - it appends the history row (who, when, note) and writes the outbox rows of the move:
   ORDER_PAID on payment, REFUND_CANCELLED_ORDER when a paid order is cancelled,
-  ACCRUE_COMMISSION when a partner's order is delivered.
+  ACCRUE_COMMISSION when a partner's order is delivered;
+- `apply_step` does all of that for many orders in one statement: the expiry sweep uses it.
 Callers run it inside their own transaction (`Database.transaction()`).
 """
 
@@ -17,16 +19,18 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 from uuid import UUID
 
 import asyncpg
 
 from engine import outbox, stock
 from engine.db import Database
-from engine.errors import InvalidStatusTransition, OrderNotFound
-from engine.order_status import OrderStatus, check_cancellable, transition
-from engine.principal import Principal
+from engine.order_records import Order, OrderLine, OrderSummary, StatusEntry
+from engine.domain.errors import OrderNotFound
+from engine.domain.order_status import OrderStatus, check_cancellable
+from engine.domain.principal import Principal
+from engine.domain.status_step import Event, Step, StockMove, check_expected, step
 
 S = OrderStatus
 
@@ -65,52 +69,57 @@ async def change_status(conn: asyncpg.Connection, order_id: UUID, target: OrderS
     if not conn.is_in_transaction():
         raise RuntimeError("change_status must run inside a transaction")
     order = await lock_order(conn, order_id, tenant_id=tenant_id)
-    current = OrderStatus(order["status"])
-    if expect is not None:
-        expected = {OrderStatus(expect)} if isinstance(expect, str) else {OrderStatus(e) for e in expect}
-        if current not in expected:
-            raise InvalidStatusTransition(
-                f"The order is {current.value}, no longer {'/'.join(sorted(e.value for e in expected))}.",
-                extra={"currentStatus": current.value})
-    target = transition(current, OrderStatus(target))
-    sets = ["status = $2", "updated_at = now()"]
-    args: list[Any] = [order_id, target.value]
-
-    if target is S.PAID:
-        await stock.commit_sale(conn, order_id)
-        sets += ["payment_status = 'PAID'", "paid_at = coalesce(paid_at, now())", "expires_at = NULL"]
-        if transaction_id is not None:
-            args.append(transaction_id)
-            sets.append(f"transaction_id = ${len(args)}")
-        await outbox.enqueue(conn, outbox.ORDER_PAID, {"order_id": order_id}, tenant_id=order["tenant_id"])
-    elif target is S.CANCELLED:
-        if current is S.PENDING_PAYMENT:
-            await stock.release_order(conn, order_id)
-        else:  # PAID or PROCESSING: the units were sold; the money goes back by a refund job
-            await stock.return_sold(conn, order_id)
-            await outbox.enqueue(conn, outbox.REFUND_CANCELLED_ORDER, {"order_id": order_id},
-                                 tenant_id=order["tenant_id"])
-        args.append(note)
-        sets += ["cancelled_at = now()", f"cancel_reason = ${len(args)}", "expires_at = NULL"]
-    elif target is S.SHIPPED:
-        sets.append("shipped_at = coalesce(shipped_at, now())")
-    elif target is S.DELIVERED:
-        sets.append("delivered_at = coalesce(delivered_at, now())")
-        if order["buyer_role"] == "partner":
-            await outbox.enqueue(conn, outbox.ACCRUE_COMMISSION, {"order_id": order_id}, tenant_id=order["tenant_id"])
-    elif target is S.REFUNDED:
-        sets.append("payment_status = 'REFUNDED'")
-
-    updated = await conn.fetchrow(f"UPDATE orders SET {', '.join(sets)} WHERE id = $1 RETURNING *", *args)
-    await record_history(conn, order["tenant_id"], order_id, target.value, actor=actor, note=note)
+    check_expected(order["status"], expect)
+    move = step(order["status"], target)
+    (updated,) = await apply_step(conn, move, [order], actor=actor, note=note, transaction_id=transaction_id)
     return updated
 
 
-async def record_history(conn: asyncpg.Connection, tenant_id: UUID, order_id: UUID, status: str, *,
-                         actor: str, note: str | None) -> None:
-    await conn.execute(
-        "INSERT INTO order_status_history (tenant_id, order_id, status, note, changed_by)"
-        " VALUES ($1, $2, $3, $4, $5)", tenant_id, order_id, status, note, actor)
+async def apply_step(conn: asyncpg.Connection, move: Step, orders: Sequence[asyncpg.Record], *, actor: str,
+                     note: str | None, transaction_id: str | None = None) -> list[asyncpg.Record]:
+    """Make `move` for these orders, all locked by the caller and all in `move.source`: the
+    stock side, the outbox rows, then one statement that updates them and appends their
+    history rows. Returns the updated order rows. The single change and the expiry sweep both
+    end here, so a status change has one set of effects whoever asks."""
+    ids = [o["id"] for o in orders]
+    if move.stock is StockMove.SELL:
+        for order_id in ids:
+            await stock.commit_sale(conn, order_id)
+    elif move.stock is StockMove.RELEASE:
+        await stock.release_orders(conn, ids)
+    elif move.stock is StockMove.RETURN:
+        for order_id in ids:
+            await stock.return_sold(conn, order_id)
+    for event in move.events:
+        for order in orders:
+            if event is Event.ACCRUE_COMMISSION and order["buyer_role"] != "partner":
+                continue
+            await outbox.enqueue(conn, _OUTBOX_KIND[event], {"order_id": order["id"]}, tenant_id=order["tenant_id"])
+
+    sets = ["status = $2", "updated_at = now()"]
+    args: list[Any] = [ids, move.target.value, actor, note]
+    if move.payment_status is not None:
+        sets.append(f"payment_status = '{move.payment_status}'")
+    if move.stamp == "cancelled_at":
+        sets.append("cancelled_at = now()")
+    elif move.stamp is not None:
+        sets.append(f"{move.stamp} = coalesce({move.stamp}, now())")
+    if move.records_reason:
+        sets.append("cancel_reason = $4")
+    if move.clears_deadline:
+        sets.append("expires_at = NULL")
+    if transaction_id is not None and move.target is S.PAID:
+        args.append(transaction_id)
+        sets.append(f"transaction_id = ${len(args)}")
+    return await conn.fetch(
+        f"WITH moved AS (UPDATE orders SET {', '.join(sets)} WHERE id = ANY($1::uuid[]) RETURNING *),"
+        " history AS (INSERT INTO order_status_history (tenant_id, order_id, status, note, changed_by)"
+        "             SELECT tenant_id, id, $2, $4::text, $3 FROM moved)"
+        " SELECT * FROM moved", *args)
+
+
+_OUTBOX_KIND = {Event.ORDER_PAID: outbox.ORDER_PAID, Event.REFUND_CANCELLED_ORDER: outbox.REFUND_CANCELLED_ORDER,
+                Event.ACCRUE_COMMISSION: outbox.ACCRUE_COMMISSION}
 
 
 # ----------------------------------------------------------------------------- cancel
@@ -171,7 +180,7 @@ def reader_scope(principal: Principal) -> UUID | None:
 
 
 async def list_orders(db: Database, principal: Principal, flt: OrderFilter, *, page: int,
-                      page_size: int) -> tuple[list[asyncpg.Record], int]:
+                      page_size: int) -> tuple[list[OrderSummary], int]:
     """A page of orders, newest first, and the total matching."""
     user_id = reader_scope(principal)
     where = ("o.tenant_id = $1 AND ($2::uuid IS NULL OR o.user_id = $2) AND ($3::text IS NULL OR o.status = $3)"
@@ -184,14 +193,14 @@ async def list_orders(db: Database, principal: Principal, flt: OrderFilter, *, p
             f" o.updated_at, (SELECT coalesce(sum(i.quantity), 0) FROM order_items i WHERE i.order_id = o.id)::int"
             f" AS item_count FROM orders o WHERE {where}"
             f" ORDER BY o.created_at DESC, o.id DESC LIMIT $6 OFFSET $7", *args, page_size, (page - 1) * page_size)
-    return list(rows), total
+    return [OrderSummary.from_row(r) for r in rows], total
 
 
 @dataclass(frozen=True, slots=True)
 class OrderDetail:
-    order: asyncpg.Record
-    items: list[asyncpg.Record]
-    history: list[asyncpg.Record]
+    order: Order
+    items: list[OrderLine]
+    history: list[StatusEntry]
 
 
 async def get_order(db: Database, principal: Principal, order_id: UUID) -> OrderDetail:
@@ -208,4 +217,5 @@ async def get_order(db: Database, principal: Principal, order_id: UUID) -> Order
         history = await conn.fetch(
             "SELECT status, note, changed_by, changed_at FROM order_status_history WHERE order_id = $1 ORDER BY id",
             order_id)
-    return OrderDetail(order, list(items), list(history))
+    return OrderDetail(Order.from_row(order), [OrderLine.from_row(i) for i in items],
+                       [StatusEntry(h["status"], h["note"], h["changed_by"], h["changed_at"]) for h in history])

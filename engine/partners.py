@@ -13,10 +13,10 @@ Rules:
   times, in any order with the accrual.
 
 Invariants (partner_ledger's unique (user, order, kind) index and the order row lock make the
-jobs idempotent and serialise them): a ledger row and its balance change commit together, so
-partner_balances.balance is the sum of the partner's ledger. The balance never goes below zero
-(its CHECK): a reversal larger than the balance takes what is there, and the next reversal run
-for the order takes the rest.
+jobs idempotent and serialise them): a ledger row and its balance change commit together
+(engine.partner_ledger writes both), so partner_balances.balance is the sum of the partner's
+ledger. The balance never goes below zero (its CHECK): a reversal larger than the balance
+takes what is there, and the next reversal run for the order takes the rest.
 """
 
 from __future__ import annotations
@@ -28,11 +28,12 @@ from uuid import UUID
 
 import asyncpg
 
+from engine import partner_ledger
 from engine.db import Database
-from engine.money import money
+from engine.domain.money import money
 from engine.orders import lock_order
 
-COMMISSION, REVERSAL = "COMMISSION", "COMMISSION_REVERSAL"
+COMMISSION, REVERSAL = partner_ledger.COMMISSION, partner_ledger.COMMISSION_REVERSAL
 HUNDRED = Decimal(100)
 
 
@@ -60,19 +61,6 @@ def _lines(items: Iterable[asyncpg.Record], *, unrefunded: bool) -> list[Earning
                         i["commission_percentage"], i["career_points_percentage"]) for i in items]
 
 
-async def _move_balance(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID, amount: Decimal,
-                        points: Decimal) -> Decimal:
-    """Add `amount` (may be negative) and `points` to the partner's balance; a debit takes at
-    most what the balance holds. Returns the amount actually moved."""
-    await conn.execute("INSERT INTO partner_balances (user_id, tenant_id) VALUES ($1, $2)"
-                       " ON CONFLICT (user_id) DO NOTHING", user_id, tenant_id)
-    have = await conn.fetchval("SELECT balance FROM partner_balances WHERE user_id = $1 FOR UPDATE", user_id)
-    amount = max(amount, -have)
-    await conn.execute("UPDATE partner_balances SET balance = balance + $2, career_points = career_points + $3,"
-                       " updated_at = now() WHERE user_id = $1", user_id, amount, points)
-    return amount
-
-
 async def accrue_commission(db: Database, order_id: UUID) -> str:
     """Credit a delivered partner order's commission and points, once. Returns the outcome:
     ACCRUED, ALREADY_ACCRUED, NOT_A_PARTNER or NOT_DELIVERED."""
@@ -84,15 +72,12 @@ async def accrue_commission(db: Database, order_id: UUID) -> str:
             return "NOT_DELIVERED"
         items = await conn.fetch("SELECT * FROM order_items WHERE order_id = $1", order_id)
         amount, points = earnings(_lines(items, unrefunded=False), order["subtotal"], order["discount"])
-        inserted = await conn.fetchval(
-            "INSERT INTO partner_ledger (tenant_id, user_id, order_id, kind, amount, points, note)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7)"
-            " ON CONFLICT (user_id, order_id, kind) WHERE order_id IS NOT NULL DO NOTHING RETURNING true",
-            order["tenant_id"], order["user_id"], order_id, COMMISSION, amount, points,
-            f"Commission for order {order['order_number']}")
+        inserted = await partner_ledger.record(conn, order["tenant_id"], order["user_id"], COMMISSION, amount,
+                                               f"Commission for order {order['order_number']}",
+                                               order_id=order_id, points=points)
         if not inserted:
             return "ALREADY_ACCRUED"
-        await _move_balance(conn, order["tenant_id"], order["user_id"], amount, points)
+        await partner_ledger.adjust(conn, order["tenant_id"], order["user_id"], amount, points)
         # Refunds that completed before this job ran are taken back at once.
         await _reconcile_reversal(conn, order, items)
     return "ACCRUED"
@@ -126,12 +111,9 @@ async def _reconcile_reversal(conn: asyncpg.Connection, order: asyncpg.Record, i
     done_points = -done["points"] if done else Decimal(0)
     if (target_amount, target_points) == (done_amount, done_points):
         return "UNCHANGED"
-    moved = await _move_balance(conn, order["tenant_id"], order["user_id"], done_amount - target_amount,
-                                done_points - target_points)
-    await conn.execute(
-        "INSERT INTO partner_ledger (tenant_id, user_id, order_id, kind, amount, points, note)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (user_id, order_id, kind) WHERE order_id IS NOT NULL"
-        " DO UPDATE SET amount = EXCLUDED.amount, points = EXCLUDED.points, note = EXCLUDED.note",
-        order["tenant_id"], order["user_id"], order["id"], REVERSAL, -(done_amount - moved),
-        -target_points, f"Commission reversed for refunds of order {order['order_number']}")
+    moved = await partner_ledger.adjust(conn, order["tenant_id"], order["user_id"], done_amount - target_amount,
+                                        done_points - target_points)
+    await partner_ledger.set_entry(conn, order["tenant_id"], order["user_id"], order["id"], REVERSAL,
+                                   -(done_amount - moved), -target_points,
+                                   f"Commission reversed for refunds of order {order['order_number']}")
     return "REVERSED"

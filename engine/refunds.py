@@ -5,7 +5,7 @@
 
 Rules:
 - only a DELIVERED order, within `refund_period_days` of delivery
-  (engine.order_status.check_refundable), with units not yet refunded and money not yet
+  (engine.domain.order_status.check_refundable), with units not yet refunded and money not yet
   refunded, and no other request open (PENDING_REVIEW or APPROVED) for it;
 - a request covers all unrefunded units, or the units of the `itemIds` given. Its amount is the
   goods' share of what was paid (unit price x quantity scaled by (total - shipping) / subtotal,
@@ -27,22 +27,22 @@ Execution invariants (`execute_refund`, safe to run any number of times, concurr
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Sequence
 from uuid import UUID
 
 import asyncpg
 
-from engine import outbox, stock
+from engine import outbox, partner_ledger, stock
 from engine.db import Database
-from engine.errors import CannotRefund, Conflict, RefundAlreadyRequested, RefundNotFound, ValidationError
-from engine.money import money
-from engine.order_status import OrderStatus, check_refundable
+from engine.domain.errors import CannotRefund, Conflict, RefundAlreadyRequested, RefundNotFound, ValidationError
+from engine.domain.money import money
+from engine.domain.order_status import OrderStatus, check_refundable
 from engine.orders import actor_of, change_status, lock_order
 from engine.payments import refund_execution as execution
 from engine.payments.provider import PaymentProvider, RefundRejected
-from engine.principal import Principal
+from engine.domain.principal import Principal
 
 PENDING_REVIEW, APPROVED, REJECTED, COMPLETED, FAILED = "PENDING_REVIEW", "APPROVED", "REJECTED", "COMPLETED", "FAILED"
 STATUSES = (PENDING_REVIEW, APPROVED, REJECTED, COMPLETED, FAILED)
@@ -97,9 +97,39 @@ def plan_refund(items: Sequence[ItemLeft], selected: Sequence[UUID] | None, *, s
 # ----------------------------------------------------------------------------- reading
 
 @dataclass(frozen=True, slots=True)
+class RefundRequest:
+    id: UUID
+    order_id: UUID
+    order_number: str
+    user_id: UUID
+    status: str
+    reason: str
+    description: str | None
+    requested_amount: Decimal
+    approved_amount: Decimal | None
+    refunded_amount: Decimal | None
+    review_note: str | None
+    failure: str | None
+    created_at: dt.datetime
+    reviewed_at: dt.datetime | None
+    completed_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RefundLine:
+    item_id: UUID          # the order item
+    product_name: str
+    quantity: int
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class RefundView:
-    request: asyncpg.Record        # refund_requests row + order_number
-    items: list[asyncpg.Record]    # item_id, product_name, quantity, amount
+    request: RefundRequest
+    items: list[RefundLine]
+
+
+_REQUEST_FIELDS = tuple(f.name for f in fields(RefundRequest))
 
 
 async def _view(conn: asyncpg.Connection, request_id: UUID) -> RefundView:
@@ -109,7 +139,8 @@ async def _view(conn: asyncpg.Connection, request_id: UUID) -> RefundView:
     items = await conn.fetch(
         "SELECT ri.order_item_id AS item_id, i.product_name, ri.quantity, ri.amount FROM refund_request_items ri"
         " JOIN order_items i ON i.id = ri.order_item_id WHERE ri.request_id = $1 ORDER BY i.id", request_id)
-    return RefundView(req, list(items))
+    return RefundView(RefundRequest(**{f: req[f] for f in _REQUEST_FIELDS}),
+                      [RefundLine(i["item_id"], i["product_name"], i["quantity"], i["amount"]) for i in items])
 
 
 async def list_requests(db: Database, tenant_id: UUID, *, status: str | None, page: int,
@@ -266,14 +297,8 @@ async def _refund_to_balance(conn: asyncpg.Connection, req: asyncpg.Record, orde
     if not grown:
         await _fail(conn, req["id"], "The refund would exceed the amount paid.", now)
         return FAILED
-    await conn.execute(
-        "INSERT INTO partner_ledger (tenant_id, user_id, order_id, kind, amount, note)"
-        " VALUES ($1, $2, NULL, 'REFUND', $3, $4)", order["tenant_id"], order["user_id"], amount,
-        f"Refund {req['id']} of order {order['order_number']}")
-    await conn.execute(
-        "INSERT INTO partner_balances (user_id, tenant_id, balance) VALUES ($1, $2, $3) ON CONFLICT (user_id)"
-        " DO UPDATE SET balance = partner_balances.balance + EXCLUDED.balance, updated_at = now()",
-        order["user_id"], order["tenant_id"], amount)
+    await partner_ledger.credit(conn, order["tenant_id"], order["user_id"], partner_ledger.REFUND, amount,
+                                f"Refund {req['id']} of order {order['order_number']}")
     await _finish(conn, req, restock=restock, now=now)
     return COMPLETED
 

@@ -16,6 +16,10 @@ class SettingsError(ValueError):
     """A setting is missing or malformed."""
 
 
+# Where Redis is when REDIS_URL is unset (tests, a bare `commerce serve` next to a local Redis).
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
 def _setting(env: str, default: Any, help: str, secret: bool = False) -> Any:
     return field(default=default, metadata={"env": env, "help": help, "secret": secret})
 
@@ -41,6 +45,7 @@ class Settings:
     log_level: str = _setting("LOG_LEVEL", "info", "debug, info, warning or error")
     request_timeout: float = _setting("REQUEST_TIMEOUT", 20.0, "Seconds one API request may take in all; past that it answers 503 with Retry-After")
     shutdown_grace: float = _setting("SHUTDOWN_GRACE", 10.0, "Seconds in-flight requests get to finish on SIGTERM")
+    metrics_port: int = _setting("METRICS_PORT", 0, "Port of a separate /metrics listener on HOST; when set, the API port answers /metrics with 404. 0 keeps /metrics on the API port (the shipped nginx never proxies it)")
 
     # Identity.
     jwt_keys: str | None = _setting("JWT_KEYS", None, "Signing keys as kid:secret pairs, comma separated; the first signs, the rest still verify (rotation). Required outside dev", secret=True)
@@ -48,7 +53,9 @@ class Settings:
     jwt_audience: str = _setting("JWT_AUDIENCE", "commerce-api", "aud claim of access tokens")
     access_token_ttl: int = _setting("ACCESS_TOKEN_TTL", 3600, "Access token lifetime in seconds")
     refresh_token_ttl: int = _setting("REFRESH_TOKEN_TTL", 30 * 86400, "Refresh token lifetime in seconds")
-    login_max_failures: int = _setting("LOGIN_MAX_FAILURES", 5, "Failed logins per account or address before 429")
+    login_max_failures: int = _setting("LOGIN_MAX_FAILURES", 5, "Failed logins per account from one address before that pair gets 429")
+    login_max_address_failures: int = _setting("LOGIN_MAX_ADDRESS_FAILURES", 50, "Failed logins from one address, over all accounts, before the address gets 429")
+    account_version_ttl: int = _setting("ACCOUNT_VERSION_TTL", 300, "Seconds Redis answers an account's version (role/permissions/state) before asking PostgreSQL again; bounds how long a change goes unnoticed if Redis missed it")
     login_failure_window: int = _setting("LOGIN_FAILURE_WINDOW", 900, "Seconds failed logins are counted over")
     default_tenant: str = _setting("DEFAULT_TENANT", "default", "Tenant slug used by anonymous requests without X-Tenant")
 
@@ -58,6 +65,14 @@ class Settings:
     rate_cart: int = _setting("RATE_CART", 100, "Cart operations per minute per user")
     rate_financial: int = _setting("RATE_FINANCIAL", 2, "POST /cart/checkout per minute per user")
     rate_orders: int = _setting("RATE_ORDERS", 100, "Order operations per minute per user")
+    rate_categories: int = _setting("RATE_CATEGORIES", 200, "Category reads per minute per caller")
+    rate_shipping: int = _setting("RATE_SHIPPING", 200, "Shipping method and cost requests per minute per caller")
+    rate_reviews: int = _setting("RATE_REVIEWS", 100, "Review writes and helpful votes per minute per user")
+    rate_auth: int = _setting("RATE_AUTH", 20, "Sign-ups, logins and refreshes per minute per address")
+    rate_account: int = _setting("RATE_ACCOUNT", 100, "Own-account requests (/me, logout, addresses) per minute per user")
+    rate_admin: int = _setting("RATE_ADMIN", 300, "Staff and integration management requests per minute per caller")
+    rate_webhooks: int = _setting("RATE_WEBHOOKS", 1000, "Payment webhook deliveries per minute per sending address")
+    rate_pages: int = _setting("RATE_PAGES", 60, "HTML pages and API documents per minute per caller")
     rate_api_key_standard: int = _setting("RATE_API_KEY_STANDARD", 1000, "Requests per minute for a standard-plan API key")
     rate_api_key_enterprise: int = _setting("RATE_API_KEY_ENTERPRISE", 10000, "Requests per minute for an enterprise-plan API key")
     trust_forwarded_for: bool = _setting("TRUST_FORWARDED_FOR", False, "Take the client address from X-Forwarded-For (only behind a trusted proxy)")
@@ -86,6 +101,9 @@ class Settings:
     # Payments and workers.
     payment_webhook_secret: str | None = _setting("PAYMENT_WEBHOOK_SECRET", None, "HMAC secret of the sandbox payment provider's webhooks. Required outside dev", secret=True)
     webhook_tolerance_seconds: int = _setting("WEBHOOK_TOLERANCE_SECONDS", 300, "Oldest webhook timestamp accepted")
+    payment_provider: str = _setting("PAYMENT_PROVIDER", "", "Payment provider adapter: sandbox or none. Empty means sandbox in `commerce dev`, none in `commerce serve` (the sandbox settles orders only when named here)")
+    sandbox_provider_secret: str | None = _setting("SANDBOX_PROVIDER_SECRET", None, "The sandbox provider's own signing secret (its side of PAYMENT_WEBHOOK_SECRET; set both to the same value). Needed with PAYMENT_PROVIDER=sandbox outside dev")
+    max_unpaid_orders: int = _setting("MAX_UNPAID_ORDERS", 5, "Unpaid (PENDING_PAYMENT) orders a customer may hold at once; beyond is 409 TOO_MANY_UNPAID_ORDERS. 0 turns the limit off")
     broker: str = _setting("BROKER", "redis", "redis or rabbitmq")
     rabbitmq_url: str | None = _setting("RABBITMQ_URL", None, "AMQP URL when BROKER=rabbitmq")
     worker_processes: int = _setting("WORKER_PROCESSES", 2, "Processes `commerce worker` starts")
@@ -130,6 +148,11 @@ class Settings:
                 default = str(f.default).lower()
             out.append((f.metadata["env"], default, f.metadata["help"]))
         return out
+
+    @property
+    def redis_address(self) -> str:
+        """REDIS_URL, or a Redis on this machine when it is unset: what every client connects to."""
+        return self.redis_url or DEFAULT_REDIS_URL
 
 
 def _coerce(name: str, raw: str, default: Any) -> Any:

@@ -1,4 +1,4 @@
-"""Shipping methods as stored: the rows of `shipping_methods` as engine.shipping_rules values.
+"""Shipping methods as stored: the rows of `shipping_methods` as engine.domain.shipping_rules values.
 
 jsonb formats (migration 0001):
 - zones: [{"countries": ["RU"], "postalRanges": [["100000", "199999"]]}, ...]
@@ -14,8 +14,8 @@ from uuid import UUID
 
 import asyncpg
 
-from engine.money import money
-from engine.shipping_rules import ShippingMethod, WeightBand, Zone
+from engine.domain.money import money
+from engine.domain.shipping_rules import ShippingMethod, WeightBand, Zone
 
 _COLUMNS = ("id, name, carrier, description, min_days, max_days, currency, free_threshold, zones,"
             " weight_bands, active")
@@ -50,9 +50,3 @@ async def load_methods(conn: asyncpg.Connection, tenant_id: UUID, *, include_ina
         " ORDER BY position, name, id", tenant_id, include_inactive)
     return [method_from_row(r) for r in rows]
 
-
-async def load_method(conn: asyncpg.Connection, tenant_id: UUID, method_id: UUID) -> ShippingMethod | None:
-    """One method of the tenant (active or not), or None."""
-    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM shipping_methods WHERE id = $1 AND tenant_id = $2",
-                              method_id, tenant_id)
-    return None if row is None else method_from_row(row)

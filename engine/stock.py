@@ -35,7 +35,7 @@ from uuid import UUID, uuid4
 from engine.actors import Actor, ActorRegistry, ActorStats
 from engine.actors.product import ABANDONED, APPLIED, ProductActor, _Change, _shortfall
 from engine.db import Database
-from engine.errors import ActorUnavailable, DomainError, InsufficientStock
+from engine.domain.errors import ActorUnavailable, DomainError, InsufficientStock
 from engine.order_writer import OrderRecord, OrderWriter, Written, write_orders, writer_key
 from engine.settings import Settings
 from engine.stock_signals import StockSignals

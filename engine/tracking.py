@@ -24,10 +24,10 @@ import asyncpg
 from engine.carrier import Carrier, CarrierEvent, Parcel
 from engine.carrier.port import DELIVERED, SHIPPED
 from engine.db import Database
-from engine.errors import InvalidStatusTransition, NotShipped, OrderNotFound, ValidationError
-from engine.order_status import OrderStatus
+from engine.domain.errors import InvalidStatusTransition, NotShipped, OrderNotFound, ValidationError
+from engine.domain.order_status import OrderStatus
 from engine.orders import actor_of, change_status, lock_order, reader_scope
-from engine.principal import Principal
+from engine.domain.principal import Principal
 
 S = OrderStatus
 SYNC_ACTOR = "system:sync_tracking"
@@ -131,9 +131,32 @@ async def sync_shipped(db: Database, carrier_of: Callable[[str | None], Carrier]
 
 
 @dataclass(frozen=True, slots=True)
+class ShippedOrder:
+    """A shipped order as its tracking page shows it."""
+
+    order_id: UUID
+    order_number: str
+    status: str
+    carrier: str | None
+    tracking_number: str | None
+    tracking_url: str | None
+    estimated_delivery: dt.date | None
+    shipped_at: dt.datetime
+    delivered_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingEvent:
+    status: str
+    location: str | None
+    description: str | None
+    occurred_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Tracking:
-    order: asyncpg.Record
-    events: list[asyncpg.Record]    # newest first
+    order: ShippedOrder
+    events: list[TrackingEvent]    # newest first
 
 
 async def get_tracking(db: Database, principal: Principal, order_id: UUID) -> Tracking:
@@ -152,4 +175,8 @@ async def get_tracking(db: Database, principal: Principal, order_id: UUID) -> Tr
         events = await conn.fetch(
             "SELECT status, location, description, occurred_at FROM tracking_events WHERE order_id = $1"
             " ORDER BY occurred_at DESC, id DESC", order_id)
-    return Tracking(order, list(events))
+    shipped = ShippedOrder(order["id"], order["order_number"], order["status"], order["carrier"],
+                           order["tracking_number"], order["tracking_url"], order["estimated_delivery"],
+                           order["shipped_at"], order["delivered_at"])
+    return Tracking(shipped, [TrackingEvent(e["status"], e["location"], e["description"], e["occurred_at"])
+                              for e in events])

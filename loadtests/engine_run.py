@@ -36,7 +36,11 @@ WEBHOOK_SECRET = "bench-webhook-secret-0123456789abcdef"
 # Settings for load runs: limits raised so that only the scenario under test meets a limiter.
 GENEROUS_LIMITS = {"RATE_CATALOGUE": "10000000", "RATE_CART": "10000000", "RATE_FINANCIAL": "10000000",
                    "RATE_ORDERS": "10000000", "RATE_API_KEY_STANDARD": "10000000",
-                   "RATE_API_KEY_ENTERPRISE": "10000000"}
+                   "RATE_API_KEY_ENTERPRISE": "10000000", "RATE_CATEGORIES": "10000000", "RATE_SHIPPING": "10000000", "RATE_REVIEWS": "10000000",
+                   "RATE_AUTH": "10000000", "RATE_ACCOUNT": "10000000", "RATE_ADMIN": "10000000", "RATE_WEBHOOKS": "10000000", "RATE_PAGES": "10000000",
+                   # Load buyers check out again and again without paying; the hoarding limit
+                   # would turn their checkouts into 409s after the first few.
+                   "MAX_UNPAID_ORDERS": "0"}
 
 
 def with_database(url: str, name: str) -> str:
@@ -123,6 +127,8 @@ class EngineRun:
         env.update({
             "DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url, "REDIS_PREFIX": self.redis_prefix,
             "JWT_KEYS": f"bench:{JWT_SECRET}", "PAYMENT_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            # The shopper opens the sandbox's payment page: `serve` has it only when named.
+            "PAYMENT_PROVIDER": "sandbox", "SANDBOX_PROVIDER_SECRET": WEBHOOK_SECRET,
             "HOST": "127.0.0.1", "PORT": str(self.port), "PUBLIC_BASE_URL": self.base_url,
             "LOG_FORMAT": "json", "LOG_LEVEL": "warning", "DEV_MODE": "false", "PYTHONPATH": str(REPO),
         })

@@ -5,7 +5,7 @@
     commerce worker   Dramatiq worker processes alone
     commerce migrate  apply schema migrations
     commerce seed     demo data (idempotent)
-    commerce user     create users
+    commerce user     create users, change their role, permissions or state
     commerce apikey   create, list, revoke API keys
     commerce jobs     queue depths, outbox lag, dead letters; retry dead letters
     commerce settings the configuration table (every environment variable with its default)
@@ -42,12 +42,18 @@ def cmd_dev(args: argparse.Namespace) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    from ops.serve import serve
+    from engine.payments.config import check as check_payments
+    from ops.serve import refuse_dev_mode, serve
 
     settings = _settings(**({"host": args.host} if args.host else {}), **({"port": args.port} if args.port else {}))
+    try:
+        refuse_dev_mode(settings)
+    except SettingsError as exc:
+        sys.exit(f"commerce: {exc}")
     _require_urls(settings)
     try:
         settings.require_secrets()
+        check_payments(settings)
     except SettingsError as exc:
         sys.exit(f"commerce: {exc}")
     serve(settings, processes=args.processes)
@@ -96,6 +102,25 @@ def cmd_user_create(args: argparse.Namespace) -> None:
     user_id = asyncio.run(create_user(settings, email=args.email, password=args.password, role=args.role,
                                       tenant_slug=args.tenant, permissions=args.permission or []))
     print(f"created {args.role} {args.email} ({user_id})")
+
+
+def cmd_user_set_access(args: argparse.Namespace) -> None:
+    from engine.domain.errors import DomainError
+    from engine.identity.cli_support import set_access
+
+    settings = _settings()
+    _require_urls_db(settings)
+    disabled = True if args.disable else False if args.enable else None
+    try:
+        user_id, published = asyncio.run(set_access(settings, email=args.email, role=args.role, tenant_slug=args.tenant,
+                                                    permissions=args.permission or [], disabled=disabled))
+    except DomainError as exc:
+        sys.exit(f"error: {exc}")
+    print(f"{args.email} ({user_id}) is now {args.role}" + (f" with {','.join(sorted(args.permission))}" if args.permission else "")
+          + (" (disabled)" if disabled else ""))
+    if not published:
+        print(f"warning: Redis was unreachable; API processes notice within {settings.account_version_ttl} s",
+              file=sys.stderr)
 
 
 def cmd_apikey(args: argparse.Namespace) -> None:
@@ -189,6 +214,16 @@ def build_parser() -> argparse.ArgumentParser:
     uc.add_argument("--tenant", default="default")
     uc.add_argument("--permission", action="append", help="staff permission (repeatable); default all")
     uc.set_defaults(fn=cmd_user_create)
+    ua = u.add_parser("set-access", help="change a user's role, staff permissions or disabled state "
+                                         "(their old access tokens stop working on their next request)")
+    ua.add_argument("--email", required=True)
+    ua.add_argument("--role", choices=("customer", "staff", "partner"), required=True)
+    ua.add_argument("--tenant", default="default")
+    ua.add_argument("--permission", action="append", help="staff permission (repeatable; '*' for all); default none")
+    state = ua.add_mutually_exclusive_group()
+    state.add_argument("--disable", action="store_true", help="refuse this account's sign-ins and tokens")
+    state.add_argument("--enable", action="store_true")
+    ua.set_defaults(fn=cmd_user_set_access)
 
     k = sub.add_parser("apikey", help="manage API keys").add_subparsers(dest="apikey_cmd", required=True)
     kc = k.add_parser("create")

@@ -9,10 +9,12 @@ is stopped here, also on SIGTERM (and the embedded servers die with us even on S
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Mapping
 
 import structlog
 
@@ -34,14 +36,26 @@ def _sigterm_as_interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def dev_public_base_url(host: str, port: int, env: Mapping[str, str] | None = None) -> str:
+    """PUBLIC_BASE_URL when set, else the address this engine actually listens on, so links it
+    hands out (the payment page's) work on any --host/--port. A wildcard bind is reached at
+    the loopback address from this machine."""
+    configured = (os.environ if env is None else env).get("PUBLIC_BASE_URL")
+    if configured:
+        return configured
+    reach = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, host)
+    if ":" in reach and not reach.startswith("["):
+        reach = f"[{reach}]"
+    return f"http://{reach}:{port}"
+
+
 def run_dev(*, host: str, port: int, data_dir: str, products: int) -> None:
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)  # until the event loop takes over
     try:
         settings = Settings.from_env(dev_mode=True, host=host, port=port)
     except SettingsError as exc:
         sys.exit(f"commerce: {exc}")
-    if settings.public_base_url == Settings.public_base_url:
-        settings = settings.with_(public_base_url=f"http://{host}:{port}")
+    settings = settings.with_(public_base_url=dev_public_base_url(host, port))
     configure_logging(settings.log_format, settings.log_level)
     data = Path(data_dir).resolve()
     with ExitStack() as stack:
@@ -94,7 +108,8 @@ def _banner(settings: Settings) -> None:
         f"  Commerce engine is running at {base}",
         f"    API:        {base}/api/v1/products",
         f"    Docs:       {base}/docs   (OpenAPI: {base}/api/v1/openapi.json)",
-        f"    Health:     {base}/readyz   Metrics: {base}/metrics",
+        f"    Health:     {base}/readyz   Metrics: "
+        + (f"http://{settings.host}:{settings.metrics_port}/metrics" if settings.metrics_port else f"{base}/metrics"),
         "  Demo logins (POST /api/v1/auth/login):",
         *[f"    {role:9} {email:22} {password}" for role, email, password in DEMO_ACCOUNTS],
         "  Ctrl-C stops everything.",

@@ -12,8 +12,9 @@ import structlog
 from aiohttp import web
 
 from engine.observability import configure_logging
-from engine.settings import Settings
+from engine.settings import Settings, SettingsError
 from web.app import create_app
+from web.routes.system import metrics_listener
 
 log = structlog.get_logger("serve")
 
@@ -25,10 +26,18 @@ async def run_api(settings: Settings, stop: asyncio.Event, *, reuse_port: bool =
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=settings.shutdown_grace,
                            access_log=None)
     await runner.setup()
+    cleanups: list[web.AppRunner] = []
     try:
         site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None)
         await site.start()
         log.info("api_listening", url=f"http://{settings.host}:{settings.port}")
+        if settings.metrics_port:
+            metrics_runner = web.AppRunner(metrics_listener(app), handle_signals=False, access_log=None)
+            await metrics_runner.setup()
+            cleanups.append(metrics_runner)
+            await web.TCPSite(metrics_runner, settings.host, settings.metrics_port,
+                              reuse_port=reuse_port or None).start()
+            log.info("metrics_listening", url=f"http://{settings.host}:{settings.metrics_port}/metrics")
         if on_ready is not None:
             result = on_ready()
             if asyncio.iscoroutine(result):
@@ -36,6 +45,8 @@ async def run_api(settings: Settings, stop: asyncio.Event, *, reuse_port: bool =
         await stop.wait()
         log.info("api_stopping")
     finally:
+        for extra in cleanups:
+            await extra.cleanup()
         await runner.cleanup()
 
 
@@ -64,7 +75,15 @@ def _serve_one(settings: Settings, reuse_port: bool) -> None:
     _run(main)
 
 
+def refuse_dev_mode(settings: Settings) -> None:
+    """`commerce serve` is production: dev mode would sign tokens with the public development
+    key and turn the sandbox payment provider on, so DEV_MODE=true is refused, not obeyed."""
+    if settings.dev_mode:
+        raise SettingsError("DEV_MODE=true is refused by `commerce serve` (dev mode is `commerce dev` only)")
+
+
 def serve(settings: Settings, processes: int = 1) -> None:
+    refuse_dev_mode(settings)
     if processes <= 1:
         _serve_one(settings, reuse_port=False)
         return

@@ -83,10 +83,15 @@ def base_settings(database_url: str, redis_url: str) -> Settings:
         rate_cart=100_000,
         rate_financial=100_000,
         rate_orders=100_000,
+        rate_categories=100_000, rate_shipping=100_000, rate_reviews=100_000, rate_auth=100_000,
+        rate_account=100_000, rate_admin=100_000, rate_webhooks=100_000, rate_pages=100_000,
         login_max_failures=1_000_000,  # one test's failed logins must not throttle the next (same address)
+        login_max_address_failures=1_000_000,
         log_format="console",
         log_level="warning",
         payment_webhook_secret="test-webhook-secret-0123456789abcdef",
+        # The sandbox provider's own copy of the shared webhook secret (engine.payments.config).
+        sandbox_provider_secret="test-webhook-secret-0123456789abcdef",
     )
 
 

@@ -24,10 +24,11 @@ from typing import Any, Awaitable, Callable
 import msgspec
 from aiohttp import web
 
-from engine.errors import Forbidden, ServiceUnavailable, Unauthorized, ValidationError
-from engine.principal import Principal
+from engine.domain.errors import Forbidden, RateLimited, ServiceUnavailable, Unauthorized, ValidationError
+from engine.domain.principal import Principal
 from web import keys
 from web.envelope import success
+from web.ratelimit import RATE_LIMIT_HEADERS
 
 NONE, PUBLIC, OPTIONAL, REQUIRED = "none", "public", "optional", "required"
 _NO_TENANT = uuid.UUID(int=0)
@@ -88,7 +89,8 @@ class RouteSpec:
     errors: tuple[str, ...] = ()    # documented error codes
     auth: str = PUBLIC
     permission: str | None = None   # e.g. "products:write": a staff permission or key scope
-    policy: str | None = None       # rate-limit policy name
+    policy: str | None = None       # rate-limit policy name (web.ratelimit.POLICIES); every route has one
+    user_policy: str | None = None  # the policy for signed-in users, when theirs differs
     idempotent: bool = False        # accepts Idempotency-Key
     paginated: bool = False
     text_params: tuple[str, ...] = ()  # path params that are not UUIDs
@@ -129,6 +131,11 @@ class RouteTable:
             app.router.add_route(spec.method, spec.full_path, _endpoint(spec), name=None)
 
 
+# The tables an app was built from (openapi and the rate-limit policy check read them). Kept next
+# to RouteTable rather than in web.keys, which web.api itself imports.
+ROUTES: web.AppKey[list[RouteTable]] = web.AppKey("routes")
+
+
 # ----------------------------------------------------------------------------- decoding
 
 def _field_path(message: str) -> tuple[str, str]:
@@ -152,6 +159,30 @@ def validation_error(exc: msgspec.ValidationError, root: str = "") -> Validation
     return ValidationError("Invalid input data.", details={path: [message]})
 
 
+# A JSON string (escapes included) or one bracket: strings are skipped whole, so brackets
+# inside them never count.
+_JSON_NESTING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def json_depth(raw: bytes, limit: int) -> int:
+    """The deepest nesting of arrays and objects in `raw`, counted up to just past `limit`
+    (MAX_JSON_DEPTH); a body with no more brackets than the limit is not scanned at all."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return 0
+    depth = deepest = 0
+    for token in _JSON_NESTING.finditer(raw):
+        c = token.group()[:1]
+        if c in (b"[", b"{"):
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    break
+        elif c in (b"]", b"}"):
+            depth -= 1
+    return deepest
+
+
 async def decode_body(request: web.Request, typ: Any) -> Any:
     if request.content_type != "application/json":
         if not request.can_read_body:
@@ -162,6 +193,10 @@ async def decode_body(request: web.Request, typ: Any) -> Any:
         raise ValidationError("A JSON body is required.", details={"body": ["required"]})
     if b"\\u0000" in raw or b"\\U0000" in raw:
         raise ValidationError("NUL characters are not allowed.", details={"body": ["contains NUL"]})
+    max_depth = request.app[keys.SETTINGS].max_json_depth
+    if json_depth(raw, max_depth) > max_depth:
+        raise ValidationError("JSON is nested too deeply.",
+                              details={"body": [f"nested deeper than {max_depth} levels"]})
     try:
         return msgspec.json.decode(raw, type=typ)
     except msgspec.ValidationError as exc:
@@ -227,8 +262,18 @@ def _endpoint(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamRe
             raise Unauthorized()
         if spec.permission and not principal.can(spec.permission):
             raise Forbidden(f"Requires `{spec.permission}` permission.")
-        limit_headers = await app[keys.LIMITER].check(request, principal, spec.policy)
-        request[keys.RATE_LIMIT_HEADERS] = limit_headers
+        policy = spec.user_policy if spec.user_policy and principal.user_id is not None else spec.policy
+        try:
+            limit_headers = await app[keys.LIMITER].check(request, principal, policy)
+        except RateLimited:
+            if spec.idempotent:
+                # A retry of a request whose answer is stored costs nothing: answer it even when
+                # the budget is spent.
+                replay = await app[keys.STORED_REPLAY](request, spec, principal)
+                if replay is not None:
+                    return replay
+            raise
+        request[RATE_LIMIT_HEADERS] = limit_headers
         params = decode_params(request, spec)
         req = Req(request=request, principal=principal, params=params)
         if spec.query is not None:

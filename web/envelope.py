@@ -47,6 +47,10 @@ def success(data: Any, *, status: int = 200, meta: dict[str, Any] | None = None,
     return json_response(body, status, headers)
 
 
+# The error code of a failure response, for the per-request log line (web.middleware).
+ERROR_CODE = web.ResponseKey("error_code", str)
+
+
 def failure(status: int, code: str, message: str, details: dict[str, list[str]] | None = None,
             headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> web.Response:
     error: dict[str, Any] = {"code": code, "message": message}
@@ -54,4 +58,6 @@ def failure(status: int, code: str, message: str, details: dict[str, list[str]] 
         error["details"] = details
     if extra:
         error.update(extra)
-    return json_response({"success": False, "error": error}, status, headers)
+    response = json_response({"success": False, "error": error}, status, headers)
+    response[ERROR_CODE] = code
+    return response

@@ -10,7 +10,7 @@ import asyncpg
 import structlog
 from aiohttp import web
 
-from engine.errors import DomainError
+from engine.domain.errors import DomainError
 from web import keys
 from web.envelope import failure
 
@@ -30,6 +30,7 @@ STATUS: dict[str, int] = {
     "EMAIL_TAKEN": 409,
     "ALREADY_REVIEWED": 409,
     "REFUND_ALREADY_REQUESTED": 409,
+    "TOO_MANY_UNPAID_ORDERS": 409,   # MAX_UNPAID_ORDERS reached (issue 13: stock hoarding)
     "PAYLOAD_TOO_LARGE": 413,
     "UNSUPPORTED_MEDIA_TYPE": 415,
     "IDEMPOTENCY_KEY_REUSED": 422,

@@ -6,6 +6,11 @@ request (method, path, decoded body) gets those bytes back with `Idempotent-Repl
 the same key with another request is 422 IDEMPOTENCY_KEY_REUSED; a retry that arrives while
 the first is still running waits for its answer (409 CONFLICT if it takes too long). Failed
 requests (any error) store nothing, so a corrected retry runs again. See engine.idempotency.
+
+A replay costs nothing against the caller's rate limit: the retry after a lost response is the
+very case the key exists for. An admitted replay gives its slot back (`LIMITER.refund`), and a
+keyed request refused by the limiter is answered from its stored response if it has one
+(`stored_replay`, called by web.api before the 429 is sent).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from aiohttp import web
 
 from engine import idempotency
 from web import keys
-from web.api import Reply, Req
+from web.api import Reply, Req, RouteSpec, decode_body
 from web.envelope import success
 
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -45,8 +50,7 @@ async def idempotent(req: Req, compute: Callable[..., Awaitable[Any]], *, status
     app = req.app
     db, settings = app[keys.DB], app[keys.SETTINGS]
     principal = req.principal
-    body = msgspec.json.encode(req.body) if req.body is not None else b""
-    digest = idempotency.request_hash(req.request.method, req.request.path, body)
+    digest = _digest(req.request, req.body)
     # Long enough for a first request that waits on actors and then commits.
     wait = settings.actor_ask_timeout + settings.db_command_timeout
     stored = await idempotency.claim(db, principal.tenant_id, principal.scope, key, digest,
@@ -55,8 +59,8 @@ async def idempotent(req: Req, compute: Callable[..., Awaitable[Any]], *, status
                                      # statement being cancelled): after that its key is free.
                                      lease=settings.request_timeout + settings.db_command_timeout)
     if stored is not None:
-        return web.Response(body=stored.body, status=stored.status, content_type="application/json",
-                            headers={REPLAYED_HEADER: "true"})
+        await app[keys.LIMITER].refund(req.request)
+        return _replayed(stored)
     # The first request runs to its end even if the caller stops waiting (the request deadline,
     # a client gone): a checkout cancelled between its commit and `complete` would otherwise give
     # its key up, and a retry would find the cart already emptied instead of the order it made.
@@ -91,6 +95,31 @@ async def _run_once(compute: Callable[[], Awaitable[Any]], status: int, db: Any,
     else:
         await idempotency.abandon(db, tenant_id, scope, key)
     return response
+
+
+def _digest(request: web.Request, body: Any) -> bytes:
+    encoded = msgspec.json.encode(body) if body is not None else b""
+    return idempotency.request_hash(request.method, request.path, encoded)
+
+
+def _replayed(stored: idempotency.StoredResponse) -> web.Response:
+    return web.Response(body=stored.body, status=stored.status, content_type="application/json",
+                        headers={REPLAYED_HEADER: "true"})
+
+
+async def stored_replay(request: web.Request, spec: RouteSpec, principal: Any) -> web.Response | None:
+    """The stored answer to this keyed request, or None (no key, nothing stored yet, another
+    request under the key, or a body that does not decode: then the refusal stands)."""
+    key = request.headers.get("Idempotency-Key")
+    if not spec.idempotent or key is None or principal.is_anonymous:
+        return None
+    try:
+        body = await decode_body(request, spec.body) if spec.body is not None else None
+    except Exception:  # noqa: BLE001 - any decoding problem: not a replay, the 429 is the answer
+        return None
+    stored = await idempotency.stored(request.app[keys.DB], principal.tenant_id, principal.scope, key,
+                                      _digest(request, body))
+    return None if stored is None else _replayed(stored)
 
 
 def _consume_exception(task: "asyncio.Future[Any]") -> None:

@@ -8,11 +8,10 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from engine.db import Database
-from engine.principal import Principal
+from engine.domain.principal import Principal
 from engine.settings import Settings
 
 if TYPE_CHECKING:
-    from web.api import RouteTable
     from web.auth import Authenticator
     from web.metrics import Metrics
     from web.ratelimit import RateLimiter
@@ -23,10 +22,11 @@ REDIS = web.AppKey("redis", aioredis.Redis)
 METRICS: web.AppKey["Metrics"] = web.AppKey("metrics")
 AUTH: web.AppKey["Authenticator"] = web.AppKey("auth")
 LIMITER: web.AppKey["RateLimiter"] = web.AppKey("limiter")
-ROUTES: web.AppKey[list["RouteTable"]] = web.AppKey("routes")
 OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")
+# The stored answer to a keyed request, if any (web.idempotency.stored_replay): web.api answers
+# a replay from it when the budget is spent, without importing the module built on top of it.
+STORED_REPLAY: web.AppKey[Any] = web.AppKey("stored_replay")
 
 # Per-request storage.
 REQUEST_ID = web.RequestKey("request_id", str)
 PRINCIPAL = web.RequestKey("principal", Principal)
-RATE_LIMIT_HEADERS: web.RequestKey[dict[str, str]] = web.RequestKey("rate_limit_headers")

@@ -10,6 +10,8 @@ import structlog
 from aiohttp import web
 
 from web import keys
+from web.envelope import ERROR_CODE
+from web.ratelimit import RATE_LIMIT_HEADERS
 
 log = structlog.get_logger("web")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -39,12 +41,13 @@ async def request_context(request: web.Request, handler):  # type: ignore[no-unt
         status = response.status if response is not None else 500
         if response is not None:
             response.headers["X-Request-ID"] = request_id
-            for name, value in request.get(keys.RATE_LIMIT_HEADERS, {}).items():
+            for name, value in request.get(RATE_LIMIT_HEADERS, {}).items():
                 response.headers.setdefault(name, value)
         route = _route_label(request)
         request.app[keys.METRICS].observe_request(request.method, route, status, elapsed)
         principal = request.get(keys.PRINCIPAL)
         log.info("request", method=request.method, path=request.path, route=route, status=status,
                  duration_ms=round(elapsed * 1000, 2),
+                 error=response.get(ERROR_CODE) if response is not None else "INTERNAL_ERROR",
                  user_id=str(principal.user_id) if principal is not None and principal.user_id else None,
                  tenant_id=str(principal.tenant_id) if principal is not None else None)

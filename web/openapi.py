@@ -9,6 +9,7 @@ import msgspec
 
 from web.api import OPTIONAL, PUBLIC, REQUIRED, RouteSpec
 from web.errors import status_of
+from web.ratelimit import UNLIMITED
 
 _REF = "#/components/schemas/{name}"
 _PARAM = re.compile(r"\{(\w+)\}")
@@ -47,13 +48,17 @@ _RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "S
 _REQUEST_ID = {"X-Request-ID": {"schema": {"type": "string"}, "description": "Request id (echoed or generated)"}}
 
 
+def _limited(spec: RouteSpec) -> bool:
+    return spec.policy is not None and spec.policy != UNLIMITED
+
+
 def _always_errors(spec: RouteSpec) -> list[str]:
     codes = ["VALIDATION_ERROR", "SERVICE_UNAVAILABLE"]
-    if spec.auth in (REQUIRED, OPTIONAL):
+    if spec.auth in (REQUIRED, OPTIONAL, PUBLIC):  # credentials sent to a public route are still checked
         codes.append("UNAUTHORIZED")
     if spec.permission:
         codes.append("FORBIDDEN")
-    if spec.policy:
+    if _limited(spec):
         codes.append("RATE_LIMIT_EXCEEDED")
     if spec.body is not None:
         codes += ["PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE"]
@@ -129,8 +134,10 @@ def build(specs: Iterable[RouteSpec], *, title: str = "Commerce API", version: s
         elif spec.auth == OPTIONAL:
             op["security"] = [{"BearerAuth": []}, {"ApiKey": []}, {}]
 
-        ok_headers = dict(_REQUEST_ID)
         if spec.policy:
+            op["x-rate-limit-policy"] = spec.policy + (f" ({spec.user_policy} for signed-in users)" if spec.user_policy else "")
+        ok_headers = dict(_REQUEST_ID)
+        if _limited(spec):
             ok_headers.update(_RATE_HEADERS)
         if spec.raw:
             ok_content: dict[str, Any] = {"text/html": {"schema": {"type": "string"}}}

@@ -9,8 +9,11 @@ The script calls of one event-loop turn share one pipelined round trip (ScriptBa
 request never costs more than one Redis round trip, and under load much less.
 
 Which limits apply to a request (all of them are checked at once; the tightest answers):
-- the route's declared policy (catalogue, cart, financial, orders), per caller: the user for
-  bearer tokens, the key for API keys, the client address for anonymous callers;
+- the route's declared policy (POLICIES below; every route declares one, `unlimited` included,
+  and the README's table is generated from the declarations), per caller: the user for bearer
+  tokens, the key for API keys, the client address for anonymous callers. A route may declare
+  another policy for signed-in users (`user_policy`: a customer's `POST /orders` shares the
+  checkout's `financial` budget, while API keys keep `orders` and their plan);
 - for API keys, the key's plan (standard / enterprise), on every route.
 Limits are Settings fields (`rate_*`), per minute.
 
@@ -41,15 +44,44 @@ import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
 
-from engine.errors import RateLimited, ServiceUnavailable
+from engine.domain.errors import RateLimited, ServiceUnavailable
 from engine.identity.sessions import REDIS_DOWN
-from engine.principal import Principal
+from engine.domain.principal import Principal
 from engine.redis_batch import ScriptBatcher
 from engine.settings import Settings
 
 log = structlog.get_logger("ratelimit")
 
-POLICIES = ("catalogue", "cart", "financial", "orders")
+# The X-RateLimit-* headers of this request, written by the limiter, sent by the middleware.
+RATE_LIMIT_HEADERS: web.RequestKey[dict[str, str]] = web.RequestKey("rate_limit_headers")
+
+UNLIMITED = "unlimited"
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    name: str
+    setting: str | None     # the Settings field holding its per-minute budget; None: not limited
+    covers: str             # what it is for, in the README's words
+
+
+# The storefront document's classes (catalogue 200, cart 100, checkout 2, orders 100; review
+# writes 100 and shipping 200 by their own pages) plus the routes the documents do not price.
+POLICIES: dict[str, Policy] = {p.name: p for p in (
+    Policy("catalogue", "rate_catalogue", "product listing and details, reviews of a product"),
+    Policy("categories", "rate_categories", "category tree and category pages"),
+    Policy("shipping", "rate_shipping", "shipping methods and cost calculation"),
+    Policy("reviews", "rate_reviews", "writing a review, voting one helpful"),
+    Policy("cart", "rate_cart", "cart operations"),
+    Policy("financial", "rate_financial", "checkout; a signed-in user's `POST /orders`"),
+    Policy("orders", "rate_orders", "order reads and operations; `POST /orders` by API keys"),
+    Policy("auth", "rate_auth", "sign-up, login, refresh (each costs a password hash or a token rotation)"),
+    Policy("account", "rate_account", "the signed-in user's own account: `/me`, logout, addresses"),
+    Policy("admin", "rate_admin", "staff and integration management routes"),
+    Policy("webhooks", "rate_webhooks", "payment provider webhooks (signature-checked)"),
+    Policy("pages", "rate_pages", "HTML pages and documents: API reference, OpenAPI, payment page"),
+    Policy(UNLIMITED, None, "health probes and the metrics scrape: never 429 to the orchestrator"),
+)}
 FAIL_CLOSED = frozenset({"financial"})
 WINDOW_MS = 60_000
 _BREAKER_SECONDS = 1.0
@@ -101,9 +133,9 @@ class Decision:
                 "X-RateLimit-Reset": str(self.reset_epoch), "X-RateLimit-Policy": self.limit.policy}
 
 
-def policy_limit(settings: Settings, policy: str) -> int:
-    return {"catalogue": settings.rate_catalogue, "cart": settings.rate_cart,
-            "financial": settings.rate_financial, "orders": settings.rate_orders}[policy]
+def policy_limit(settings: Settings, policy: str) -> int | None:
+    setting = POLICIES[policy].setting
+    return None if setting is None else int(getattr(settings, setting))
 
 
 def plan_limit(settings: Settings, plan: str | None) -> int:
@@ -136,8 +168,9 @@ def applicable_limits(settings: Settings, principal: Principal, policy: str | No
     prefix = f"{settings.redis_prefix}:rl"
     caller = f"addr:{address}" if principal.is_anonymous else principal.scope
     limits = []
-    if policy is not None:
-        limits.append(Limit(policy, f"{prefix}:{policy}:{caller}", policy_limit(settings, policy)))
+    budget = policy_limit(settings, policy) if policy is not None else None
+    if policy is not None and budget is not None:
+        limits.append(Limit(policy, f"{prefix}:{policy}:{caller}", budget))
     if principal.api_key_id is not None:
         plan = principal.plan or "standard"
         limits.append(Limit(f"api-key-{plan}", f"{prefix}:plan:{principal.api_key_id}", plan_limit(settings, plan)))
@@ -175,11 +208,18 @@ class Breaker:
         self._open_until = time.monotonic() + self._seconds
 
 
+# The counted request of a response, so that a replayed answer can give its slot back.
+_TICKET: web.RequestKey[tuple[list[str], str]] = web.RequestKey("rate_limit_ticket")
+
+
 class RateLimiter:
     """No limits (rate limiting disabled); the interface every route calls."""
 
     async def check(self, request: web.Request, principal: Principal, policy: str | None) -> dict[str, str]:
         return {}
+
+    async def refund(self, request: web.Request) -> None:
+        """Un-count this request (it was answered from a stored response and cost nothing)."""
 
 
 class RedisRateLimiter(RateLimiter):
@@ -187,6 +227,7 @@ class RedisRateLimiter(RateLimiter):
                  on_fail_open: Callable[[str, BaseException], None] = lambda policy, exc: None,
                  on_refused: Callable[[str], None] = lambda policy: None) -> None:
         self._settings = settings
+        self._redis = redis
         self._script = ScriptBatcher(redis, _SLIDING_WINDOW)
         self._on_fail_open = on_fail_open
         self._on_refused = on_refused
@@ -205,10 +246,10 @@ class RedisRateLimiter(RateLimiter):
             return {}
         if self._breaker.is_open:
             return self._redis_down(policy, ConnectionError("Redis failed less than a second ago"))
+        member = f"{self._member_prefix}{next(self._members)}"
         try:
             admitted, now_ms, counts, oldest = await self._script(
-                [lim.key for lim in limits],
-                [WINDOW_MS, f"{self._member_prefix}{next(self._members)}", *[lim.limit for lim in limits]])
+                [lim.key for lim in limits], [WINDOW_MS, member, *[lim.limit for lim in limits]])
         except REDIS_DOWN as exc:
             self._breaker.trip()
             return self._redis_down(policy, exc)
@@ -218,7 +259,27 @@ class RedisRateLimiter(RateLimiter):
             self._on_refused(decision.limit.policy)
             raise RateLimited("Rate limit exceeded; retry later.",
                               extra={"retry_after": decision.retry_after, "headers": headers})
+        request[_TICKET] = ([lim.key for lim in limits], member)
         return headers
+
+    async def refund(self, request: web.Request) -> None:
+        ticket = request.get(_TICKET)
+        if ticket is None:
+            return
+        del request[_TICKET]
+        keys, member = ticket
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.zrem(key, member)
+                await pipe.execute()
+        except REDIS_DOWN as exc:  # the slot frees itself when the window moves on
+            self._on_fail_open("refund", exc)
+            return
+        headers = request.get(RATE_LIMIT_HEADERS)
+        if headers and "X-RateLimit-Remaining" in headers:
+            headers["X-RateLimit-Remaining"] = str(min(int(headers["X-RateLimit-Limit"]),
+                                                       int(headers["X-RateLimit-Remaining"]) + 1))
 
     def _redis_down(self, policy: str | None, exc: BaseException) -> dict[str, str]:
         if policy in FAIL_CLOSED:

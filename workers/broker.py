@@ -40,12 +40,9 @@ class BrokerTuning:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "BrokerTuning":
-        # Optional settings (WORKER_HEARTBEAT_TIMEOUT, WORKER_REQUEUE_INTERVAL, DEAD_LETTER_TTL)
-        # are honoured once engine/settings.py declares them; until then the defaults apply.
-        base = cls()
-        return cls(heartbeat_timeout=getattr(settings, "worker_heartbeat_timeout", base.heartbeat_timeout),
-                   requeue_interval=getattr(settings, "worker_requeue_interval", base.requeue_interval),
-                   dead_message_ttl=getattr(settings, "dead_letter_ttl", base.dead_message_ttl))
+        return cls(heartbeat_timeout=settings.worker_heartbeat_timeout,
+                   requeue_interval=settings.worker_requeue_interval,
+                   dead_message_ttl=settings.dead_letter_ttl)
 
 
 class CommerceRedisBroker(RedisBroker):
@@ -97,6 +94,6 @@ def build_broker(settings: Settings, *, middleware: Sequence[Middleware] = (),
         raise ValueError(f"BROKER={settings.broker!r}: use redis or rabbitmq")
     t = tuning or BrokerTuning.from_settings(settings)
     return CommerceRedisBroker(
-        url=settings.redis_url or "redis://127.0.0.1:6379/0", middleware=stack, namespace=namespace_of(settings),
+        url=settings.redis_address, middleware=stack, namespace=namespace_of(settings),
         heartbeat_timeout=int(t.heartbeat_timeout * 1000), dead_message_ttl=int(t.dead_message_ttl * 1000),
         maintenance_chance=t.maintenance_chance, requeue_interval_ms=int(t.requeue_interval * 1000))

@@ -22,7 +22,7 @@ _DELIVERY_OPTIONS = ("redis_message_id", "retries", "traceback", "eta")
 
 
 def _client(settings: Settings) -> redis.Redis:
-    return redis.Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0", socket_timeout=5)
+    return redis.Redis.from_url(settings.redis_address, socket_timeout=5)
 
 
 def _queues(queue: str | None) -> tuple[str, ...]:

@@ -7,15 +7,13 @@ Rules every job here keeps (a message can be delivered more than once):
 - retries, backoff and time limit are explicit per job; errors that can never succeed are
   listed in `throws` and go straight to the dead-letter queue instead of being retried.
 
-Jobs named in engine/outbox.py but not implemented here (execute_refund, accrue_commission,
-reverse_commission) are deliberately absent: their outbox rows wait for the worker that
-implements them (the relay only sends jobs it knows).
+The fulfilment jobs (execute_refund, accrue_commission, reverse_commission, sync_tracking) live
+in workers/jobs_fulfilment.py under the same rules; workers/assembly.py declares both modules'
+jobs on one broker and hands the relay and the scheduler all of them.
 """
 
 from __future__ import annotations
 
-import asyncio
-import datetime as dt
 from typing import Any
 from uuid import UUID
 
@@ -23,9 +21,11 @@ import dramatiq
 import structlog
 
 from engine import expiry, housekeeping, outbox, stock
-from engine.errors import CannotRefund, OrderNotFound
+from engine.clock import utc_now
+from engine.domain.errors import CannotRefund, OrderNotFound
 from engine.payments import refund_execution
 from workers.resources import WorkerResources
+from workers.declare import MINUTE, SECOND, job_on, periodic
 from workers.scheduler import PeriodicTask
 
 log = structlog.get_logger("workers.jobs")
@@ -38,36 +38,28 @@ PURGE_SENT_OUTBOX = "purge_sent_outbox"           # outbox rows relayed more tha
 PAYMENTS_QUEUE, EXPIRY_QUEUE, HOUSEKEEPING_QUEUE = "payments", "expiry", "housekeeping"
 QUEUES = (PAYMENTS_QUEUE, EXPIRY_QUEUE, HOUSEKEEPING_QUEUE)
 
-SECOND, MINUTE = 1000, 60_000
 # Malformed ids and orders that do not exist will not get better with retries.
 _NEVER_SUCCEEDS = (ValueError, TypeError, OrderNotFound)
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def declare_actors(broker: dramatiq.Broker, res: WorkerResources) -> dict[str, dramatiq.Actor]:
     """Declare every job on `broker`, bound to `res`; returns them by job name."""
 
-    def actor(name: str, queue: str, **options: Any):
-        def deco(fn):
-            return dramatiq.actor(fn, actor_name=name, queue_name=queue, broker=broker, **options)
-        return deco
+    actor = job_on(broker)
 
     @actor(outbox.EXPIRE_ORDER, EXPIRY_QUEUE, max_retries=10, min_backoff=SECOND, max_backoff=MINUTE,
            time_limit=30 * SECOND, throws=_NEVER_SUCCEEDS)
     async def expire_order(order_id: str) -> None:
         """Cancel an order still unpaid at its deadline (no-op if paid, cancelled or not yet due)."""
         await res.ready()
-        await expiry.expire_by_id(res.db, UUID(order_id), now=_now())
+        await expiry.expire_by_id(res.db, UUID(order_id), now=utc_now())
 
     @actor(SWEEP_OVERDUE_ORDERS, EXPIRY_QUEUE, max_retries=3, min_backoff=5 * SECOND, max_backoff=MINUTE,
            time_limit=10 * MINUTE, throws=())
     async def sweep_overdue_orders() -> None:
         """Expire every overdue unpaid order (catches whatever the delayed jobs missed)."""
         await res.ready()
-        expired = await expiry.sweep_overdue(res.db, now=_now())
+        expired = await expiry.sweep_overdue(res.db, now=utc_now())
         if expired:
             log.info("expired overdue orders", count=expired)
 
@@ -99,7 +91,7 @@ def declare_actors(broker: dramatiq.Broker, res: WorkerResources) -> dict[str, d
     async def refund_cancelled_order(order_id: str) -> None:
         """Refund a cancelled order's payment in full, once (provider idempotency key = the order's)."""
         await res.ready()
-        outcome = await refund_execution.refund_cancelled_order(res.db, res.provider, UUID(order_id), now=_now())
+        outcome = await refund_execution.refund_cancelled_order(res.db, res.provider, UUID(order_id), now=utc_now())
         log.info("refund of cancelled order", order_id=order_id, outcome=outcome)
 
     @actor(outbox.ORDER_PAID, PAYMENTS_QUEUE, max_retries=5, min_backoff=SECOND, max_backoff=MINUTE,
@@ -120,10 +112,7 @@ def periodic_tasks(actors: dict[str, dramatiq.Actor], tick_seconds: float) -> li
     names = {"expiry_sweep": SWEEP_OVERDUE_ORDERS, "stock_hold_reclaim": RECLAIM_STOCK_HOLDS,
              "idempotency_purge": PURGE_IDEMPOTENCY_KEYS, "outbox_purge": PURGE_SENT_OUTBOX}
 
-    def sender(job: dramatiq.Actor):
-        return lambda: asyncio.to_thread(job.send)
-
-    return [PeriodicTask(task, tick_seconds, sender(actors[job])) for task, job in names.items()]
+    return [periodic(task, tick_seconds, actors[job]) for task, job in names.items()]
 
 
 def sender(actors: dict[str, dramatiq.Actor]):

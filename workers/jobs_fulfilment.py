@@ -4,26 +4,23 @@ The same rules as workers/jobs.py: messages carry ids, each job is an idempotent
 one engine operation (which checks state and records its effect in one transaction), retries,
 backoff and time limits are explicit, and errors that can never succeed dead-letter at once.
 
-Wiring (until workers/assembly.py calls these itself):
-    asm = assemble(settings)
-    install(asm)        # declares the actors on asm.broker; the relay then sends their outbox rows
-    tasks = periodic_tasks(asm.actors, settings)   # the tracking sync tick for the Scheduler
+workers/assembly.py declares these next to workers/jobs.py's on one broker and adds the tracking
+sync to the scheduler's ticks.
 """
 
 from __future__ import annotations
 
-import asyncio
-import datetime as dt
-from typing import Any
 from uuid import UUID
 
 import dramatiq
 import structlog
 
 from engine import outbox, partners, refunds, tracking
+from engine.clock import utc_now
 from engine.carrier import carrier_for
-from engine.errors import OrderNotFound, RefundNotFound
+from engine.domain.errors import OrderNotFound, RefundNotFound
 from workers.resources import WorkerResources
+from workers.declare import MINUTE, SECOND, job_on, periodic
 from workers.scheduler import PeriodicTask
 
 log = structlog.get_logger("workers.jobs_fulfilment")
@@ -33,21 +30,13 @@ FULFILMENT_QUEUE = "fulfilment"
 PAYMENTS_QUEUE = "payments"              # refunds share the payments queue (workers/jobs.py)
 QUEUES = (FULFILMENT_QUEUE,)
 
-SECOND, MINUTE = 1000, 60_000
 _NEVER_SUCCEEDS = (ValueError, TypeError, OrderNotFound, RefundNotFound)
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def declare_actors(broker: dramatiq.Broker, res: WorkerResources) -> dict[str, dramatiq.Actor]:
     """Declare the fulfilment jobs on `broker`, bound to `res`; returns them by job name."""
 
-    def actor(name: str, queue: str, **options: Any):
-        def deco(fn):
-            return dramatiq.actor(fn, actor_name=name, queue_name=queue, broker=broker, **options)
-        return deco
+    actor = job_on(broker)
 
     @actor(outbox.EXECUTE_REFUND, PAYMENTS_QUEUE, max_retries=20, min_backoff=5 * SECOND,
            max_backoff=10 * MINUTE, time_limit=2 * MINUTE, throws=_NEVER_SUCCEEDS)
@@ -55,7 +44,7 @@ def declare_actors(broker: dramatiq.Broker, res: WorkerResources) -> dict[str, d
         """Refund an approved request through the provider, once (key: the request's id)."""
         await res.ready()
         outcome = await refunds.execute_refund(res.db, res.provider, UUID(refund_id),
-                                               restock=res.settings.restock_on_refund, now=_now())
+                                               restock=res.settings.restock_on_refund, now=utc_now())
         log.info("refund request executed", refund_id=refund_id, outcome=outcome)
 
     @actor(outbox.ACCRUE_COMMISSION, FULFILMENT_QUEUE, max_retries=10, min_backoff=SECOND, max_backoff=5 * MINUTE,
@@ -79,7 +68,7 @@ def declare_actors(broker: dramatiq.Broker, res: WorkerResources) -> dict[str, d
     async def sync_tracking() -> None:
         """Sync every shipped order's tracking; delivered parcels make their orders DELIVERED."""
         await res.ready()
-        report = await tracking.sync_shipped(res.db, carrier_for, now=_now())
+        report = await tracking.sync_shipped(res.db, carrier_for, now=utc_now())
         if report.delivered or report.failed:
             log.info("tracking synced", synced=report.synced, delivered=report.delivered,
                      failed=[str(i) for i in report.failed])
@@ -89,5 +78,4 @@ def declare_actors(broker: dramatiq.Broker, res: WorkerResources) -> dict[str, d
 
 def periodic_tasks(actors: dict[str, dramatiq.Actor], tick_seconds: float) -> list[PeriodicTask]:
     """The scheduler entries of this module: the tracking sync, every `tick_seconds`."""
-    sync = actors[SYNC_TRACKING]
-    return [PeriodicTask("tracking_sync", tick_seconds, lambda: asyncio.to_thread(sync.send))]
+    return [periodic("tracking_sync", tick_seconds, actors[SYNC_TRACKING])]

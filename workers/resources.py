@@ -33,7 +33,7 @@ class WorkerResources:
         db = Database(self.settings)
         await db.open()
         self._db = db
-        self._redis = aioredis.from_url(self.settings.redis_url or "redis://127.0.0.1:6379/0",
+        self._redis = aioredis.from_url(self.settings.redis_address,
                                         socket_timeout=5, socket_connect_timeout=5)
         self._provider = self._provider_factory(self.settings, db)
         self._event().set()

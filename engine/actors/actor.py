@@ -17,12 +17,10 @@ message is in the mailbox of an actor that will still answer it; none is strande
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Hashable
+from typing import Any, Callable, Hashable, Protocol
 
-from engine.errors import ActorUnavailable, DomainError
-
-if TYPE_CHECKING:
-    from engine.actors.registry import ActorRegistry
+from engine.actors.stats import ActorCounters
+from engine.domain.errors import ActorUnavailable, DomainError
 
 _RUNNING, _DRAINING, _STOPPED = "running", "draining", "stopped"
 
@@ -39,6 +37,22 @@ def unavailable(message: str, retry_after: float, cause: BaseException | None = 
     error = ActorUnavailable(message, extra={"retry_after": retry_after})
     error.__cause__ = cause
     return error
+
+
+class Supervisor(Protocol):
+    """What an actor needs from whoever spawned it: its limits, a place to count, someone to hear
+    a crash, and a way to leave. ActorRegistry is the one implementation; the actor knows only
+    this much of it, so the two modules do not import each other."""
+
+    mailbox_size: int
+    idle_seconds: float
+    ask_timeout: float
+    max_batch: int
+    retry_after: float
+    counters: ActorCounters
+    on_crash: Callable[[Hashable, BaseException], None]
+
+    def _forget(self, actor: Actor, *, evicted: bool) -> None: ...
 
 
 class Actor:
@@ -98,7 +112,7 @@ class Actor:
 
     # -- lifecycle (driven by the registry) ----------------------------------------------
 
-    def _start(self, key: Hashable, registry: ActorRegistry) -> None:
+    def _start(self, key: Hashable, registry: Supervisor) -> None:
         self.key = key
         self._registry = registry
         self._mailbox: asyncio.Queue[Letter] = asyncio.Queue(registry.mailbox_size)
@@ -149,8 +163,7 @@ class Actor:
         except Exception as exc:
             self._registry.counters.crashed += 1
             self._stop("The engine failed on this resource; retry shortly (actor crashed).", exc)
-            if self._registry.on_crash is not None:
-                self._registry.on_crash(self.key, exc)
+            self._registry.on_crash(self.key, exc)
 
     async def _receive(self, limit: int) -> list[Letter] | None:
         """The next batch: one letter (waiting for it up to idle_seconds) plus whatever else

@@ -15,7 +15,7 @@ from uuid import UUID, uuid4
 
 from engine.actors.actor import Actor
 from engine.db import Database
-from engine.errors import InsufficientStock
+from engine.domain.errors import InsufficientStock
 from engine.stock_holds import _RESERVE, release_holds
 
 PENDING, APPLIED, ABANDONED = "pending", "applied", "abandoned"

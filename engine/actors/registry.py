@@ -10,10 +10,20 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Callable, Hashable
 
+import structlog
+
 from engine.actors.actor import Actor, unavailable
 from engine.actors.stats import BATCH_SIZE_BOUNDS, ActorCounters, ActorStats
 
 CrashReporter = Callable[[Hashable, BaseException], None]
+
+log = structlog.get_logger("engine.actors")
+
+
+def log_crash(key: Hashable, exc: BaseException) -> None:
+    """The default crash reporter: an actor that dies must be heard, with its traceback. (Its
+    callers already got ActorUnavailable; the crash counter is in the registry's stats.)"""
+    log.error("actor_crashed", key=str(key), error=type(exc).__name__, exc_info=exc)
 
 
 class ActorRegistry:
@@ -22,7 +32,7 @@ class ActorRegistry:
     `factory(key)` builds an unstarted Actor. Limits: `mailbox_size` messages queued per actor,
     `idle_seconds` of quiet before an actor evicts itself, `ask_timeout` seconds a caller waits
     by default, `max_batch` messages per handle_batch call. `on_crash(key, exc)` hears of every
-    crash (the engine does not log). Every ActorUnavailable carries
+    crash; by default `log_crash` logs it with its traceback. Every ActorUnavailable carries
     `extra["retry_after"] = retry_after` seconds.
 
     Use from one event loop only (the one that serves the requests).
@@ -38,7 +48,7 @@ class ActorRegistry:
         self.idle_seconds = idle_seconds
         self.ask_timeout = ask_timeout
         self.max_batch = max_batch
-        self.on_crash = on_crash
+        self.on_crash = on_crash if on_crash is not None else log_crash
         self.retry_after = retry_after
         self.counters = ActorCounters()
         self._actors: dict[Hashable, Actor] = {}

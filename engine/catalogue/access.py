@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from engine.principal import Principal
+from engine.domain.principal import Principal
 
 
 def sees_hidden(principal: Principal) -> bool:

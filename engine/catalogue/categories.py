@@ -18,7 +18,7 @@ import asyncpg
 
 from engine.catalogue import views as v
 from engine.catalogue.commands import CategoryChanges, NewCategory, slugify, supplied
-from engine.errors import CategoryNotFound, Conflict, ValidationError
+from engine.domain.errors import CategoryNotFound, Conflict, ValidationError
 
 _ANCESTORS = """
 WITH RECURSIVE up AS (

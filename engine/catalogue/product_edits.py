@@ -17,7 +17,7 @@ import asyncpg
 
 from engine import stock_levels
 from engine.catalogue.commands import NewImage, NewProduct, ProductChanges, slugify, supplied
-from engine.errors import CategoryNotFound, Conflict, ProductNotFound, ValidationError
+from engine.domain.errors import CategoryNotFound, Conflict, ProductNotFound, ValidationError
 
 _SIMPLE_COLUMNS = {
     "name": "name", "slug": "slug", "sku": "sku", "price": "price", "description": "description",

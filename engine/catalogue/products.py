@@ -15,8 +15,8 @@ import asyncpg
 from engine.catalogue import views as v
 from engine.catalogue.access import price_for, sees_hidden
 from engine.catalogue.listing import ProductListing, count_query, page_query
-from engine.errors import ProductNotFound
-from engine.principal import Principal
+from engine.domain.errors import ProductNotFound
+from engine.domain.principal import Principal
 
 RELATED_LIMIT = 4
 

@@ -21,8 +21,8 @@ import asyncpg
 from engine.catalogue import views as v
 from engine.catalogue.commands import NewReview, ReviewModeration, supplied
 from engine.catalogue.products import visible_product
-from engine.errors import AlreadyReviewed, NotPurchased, ReviewNotFound
-from engine.principal import Principal
+from engine.domain.errors import AlreadyReviewed, Forbidden, NotPurchased, ReviewNotFound
+from engine.domain.principal import Principal
 
 SORT_COLUMNS = {"createdAt": "r.created_at", "rating": "r.rating", "helpful": "r.helpful_count"}
 
@@ -109,8 +109,15 @@ async def has_delivered(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID
         tenant_id, user_id, product_id)
 
 
+def _require_user(principal: Principal) -> None:
+    """Reviews and helpful marks belong to people: an API key (no user) may read, not write."""
+    if principal.user_id is None:
+        raise Forbidden("Reviews are written by user accounts.")
+
+
 async def create_review(conn: asyncpg.Connection, principal: Principal, product_id: UUID, cmd: NewReview,
                         *, auto_publish_verified: bool) -> v.CreatedReview:
+    _require_user(principal)
     await visible_product(conn, principal, product_id)
     assert principal.user_id is not None
     if not await has_delivered(conn, principal.tenant_id, principal.user_id, product_id):
@@ -132,6 +139,7 @@ async def create_review(conn: asyncpg.Connection, principal: Principal, product_
 async def toggle_helpful(conn: asyncpg.Connection, principal: Principal, product_id: UUID,
                          review_id: UUID) -> v.HelpfulVote:
     """Mark a published review helpful, or take the mark back if it is already there."""
+    _require_user(principal)
     await visible_product(conn, principal, product_id)
     # Lock the review first: concurrent toggles of one review then count one at a time.
     exists = await conn.fetchval(

@@ -1,1 +1,6 @@
-"""The engine's pure layer: rules as functions of their inputs (no I/O, `now` passed in)."""
+"""The pure core: values and rules with no I/O (no database, Redis, HTTP or clock).
+
+Everything here takes what it needs as arguments (`now` included), so it is unit-tested in
+milliseconds. import-linter forbids this package from importing asyncpg, redis, the frameworks or
+any engine module that does I/O.
+"""

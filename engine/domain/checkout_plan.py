@@ -16,18 +16,15 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol, Sequence
+from typing import Any, Protocol, Sequence
 from uuid import UUID
 
-from engine.errors import (InsufficientStock, InvalidAddress, InvalidCoupon, ItemsUnavailable, KycRequired, UserNotFound,
+from engine.domain.errors import (InsufficientStock, InvalidAddress, InvalidCoupon, ItemsUnavailable, KycRequired, UserNotFound,
                            ValidationError)
-from engine.money import money
-from engine.pricing import Coupon, PricedLine, Quote, price
-from engine.settings import Settings
-from engine.shipping_rules import ItemSize, ShippingMethod, ShippingOption, pack, quote_method, validate_destination
-
-if TYPE_CHECKING:  # the address type only; engine.addresses itself does I/O
-    from engine.addresses import Address
+from engine.domain.money import money
+from engine.domain.pricing import Coupon, PricedLine, Quote, price
+from engine.domain.shipping_rules import ItemSize, ShippingMethod, ShippingOption, pack, quote_method, validate_destination
+from engine.domain.address import PostalAddress as Address
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +69,21 @@ class CheckoutSnapshot:
     lines: Sequence[OrderLine]
     buyer_found: bool
     kyc_status: str | None
-    shipping_address: "Address | None"
-    billing_address: "Address | None" = None
+    shipping_address: Address | None
+    billing_address: Address | None = None
     billing_requested: bool = False
     unknown_coupon: str | None = None   # the first code (normalized) that matched no coupon
+
+
+class PlanSettings(Protocol):
+    """What the rules read of the settings (engine.settings.Settings has them)."""
+
+    @property
+    def tax_rate(self) -> Decimal: ...
+    @property
+    def kyc_limit(self) -> Decimal: ...
+    @property
+    def currency(self) -> str: ...
 
 
 class PlanCoupon(Protocol):
@@ -95,13 +103,13 @@ class OrderPlan:
     coupon_ids: list[UUID]
     quote: Quote
     option: ShippingOption
-    shipping_address: "Address"
-    billing_address: "Address | None"
+    shipping_address: Address
+    billing_address: Address | None
     currency: str
 
 
 def plan_order(snapshot: CheckoutSnapshot, coupons: Sequence[PlanCoupon], method: ShippingMethod | None,
-               settings: Settings, now: dt.datetime) -> OrderPlan:
+               settings: PlanSettings, now: dt.datetime) -> OrderPlan:
     if not snapshot.buyer_found:
         raise UserNotFound()
     lines = list(snapshot.lines)

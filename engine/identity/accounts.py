@@ -15,9 +15,9 @@ from uuid import UUID
 import asyncpg
 
 from engine.db import Database
-from engine.errors import EmailTaken, TenantNotFound, UserNotFound, ValidationError
+from engine.domain.errors import EmailTaken, TenantNotFound, UserNotFound, ValidationError
 from engine.identity.passwords import MAX_LENGTH, MIN_LENGTH, Passwords
-from engine.principal import ROLES
+from engine.domain.principal import ROLES
 
 KYC_STATUSES = ("NONE", "PENDING", "VERIFIED", "REJECTED")
 # Deliberately loose: one @, no spaces, a dot in the domain. Deliverability is the mailer's job.
@@ -47,11 +47,12 @@ class Account:
     created_at: datetime
     partner_balance: Decimal | None = None
     career_points: Decimal | None = None
+    auth_version: int = 1           # bumped on every role/permissions/disabled change (migration 0012)
 
 
 _ACCOUNT_SQL = """
     SELECT u.id, u.tenant_id, u.email, u.name, u.role, u.permissions, u.kyc_status, u.disabled,
-           u.password_hash, u.avatar_url, u.created_at, pb.balance, pb.career_points
+           u.password_hash, u.avatar_url, u.created_at, pb.balance, pb.career_points, u.auth_version
     FROM users u LEFT JOIN partner_balances pb ON pb.user_id = u.id
 """
 
@@ -60,7 +61,7 @@ def _account(row: asyncpg.Record) -> Account:
     return Account(row["id"], row["tenant_id"], row["email"], row["name"], row["role"],
                    frozenset(row["permissions"]), row["kyc_status"], row["disabled"],
                    row["password_hash"], row["avatar_url"], row["created_at"],
-                   row["balance"], row["career_points"])
+                   row["balance"], row["career_points"], row["auth_version"])
 
 
 def check_email(email: str) -> str:
@@ -101,12 +102,6 @@ async def get(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID) -> Accou
     if row is None:
         raise UserNotFound()
     return _account(row)
-
-
-async def is_active(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID) -> bool:
-    """The user exists in this tenant and is not disabled (checked on every authenticated request)."""
-    return bool(await conn.fetchval(
-        "SELECT NOT disabled FROM users WHERE id = $1 AND tenant_id = $2", user_id, tenant_id))
 
 
 async def insert(conn: asyncpg.Connection, *, tenant_id: UUID, email: str, password_hash: str, name: str,

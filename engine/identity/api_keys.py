@@ -18,7 +18,7 @@ from uuid import UUID
 import asyncpg
 
 from engine.db import Database
-from engine.errors import ApiKeyNotFound, ValidationError
+from engine.domain.errors import ApiKeyNotFound, ValidationError
 from engine.identity.accounts import tenant_by_slug
 
 PLANS = ("standard", "enterprise")

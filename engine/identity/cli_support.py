@@ -1,5 +1,5 @@
-"""What `commerce user create` and `commerce apikey create|list|revoke` call: each opens a small
-pool from the settings, does one thing, and closes it."""
+"""What `commerce user create|set-access` and `commerce apikey create|list|revoke` call: each opens
+a small pool from the settings, does one thing, and closes it."""
 
 from __future__ import annotations
 
@@ -7,8 +7,12 @@ import contextlib
 from typing import Any, AsyncIterator
 from uuid import UUID
 
+import redis.asyncio as aioredis
+
 from engine.db import Database
 from engine.identity import accounts, api_keys
+from engine.identity.access import AccessChange, change_access_by_email
+from engine.identity.account_versions import AccountVersions
 from engine.settings import Settings
 
 
@@ -29,6 +33,22 @@ async def create_user(settings: Settings, *, email: str, password: str, role: st
         account = await accounts.create_user(db, email, password, role, tenant_slug, name=name,
                                              permissions=tuple(permissions))
     return account.id
+
+
+async def set_access(settings: Settings, *, email: str, role: str, tenant_slug: str = "default",
+                     permissions: list[str] | tuple[str, ...] = (), disabled: bool | None = None) -> tuple[UUID, bool]:
+    """Change a user's role, permissions and (when given) disabled state. Returns (user id,
+    whether Redis heard of it at once; if not, API processes notice within ACCOUNT_VERSION_TTL)."""
+    redis = aioredis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0", socket_timeout=2,
+                              socket_connect_timeout=2)
+    try:
+        versions = AccountVersions(redis, settings.redis_prefix, settings.account_version_ttl)
+        async with _database(settings) as db:
+            account, published = await change_access_by_email(
+                db, versions, tenant_slug, email, AccessChange(role, frozenset(permissions), disabled))
+    finally:
+        await redis.aclose()
+    return account.id, published
 
 
 async def create_api_key(settings: Settings, *, tenant_slug: str, name: str, scopes: list[str] | tuple[str, ...],

@@ -21,7 +21,7 @@ from uuid import UUID
 import asyncpg
 
 from engine.db import Database
-from engine.errors import Unauthorized
+from engine.domain.errors import Unauthorized
 
 TOKEN_BYTES = 32
 
@@ -40,6 +40,7 @@ class Grant:
     permissions: frozenset[str]
     family_id: UUID
     refresh_token: str
+    auth_version: int = 1
 
 
 async def _insert(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID, family_id: UUID, ttl: int) -> str:
@@ -81,7 +82,7 @@ async def _rotate(conn: asyncpg.Connection, token: str, ttl: int) -> Grant:
         WHERE rt.token_hash = $1 AND rt.used_at IS NULL AND rt.revoked_at IS NULL
           AND rt.expires_at > now() AND u.id = rt.user_id AND u.tenant_id = rt.tenant_id
           AND NOT u.disabled
-        RETURNING rt.tenant_id, rt.user_id, rt.family_id, u.role, u.permissions
+        RETURNING rt.tenant_id, rt.user_id, rt.family_id, u.role, u.permissions, u.auth_version
         """, digest(token))
     if row is None:
         old = await conn.fetchrow("SELECT family_id, used_at FROM refresh_tokens WHERE token_hash = $1", digest(token))
@@ -90,7 +91,7 @@ async def _rotate(conn: asyncpg.Connection, token: str, ttl: int) -> Grant:
         raise Unauthorized("Invalid or expired refresh token.")
     new_token = await _insert(conn, row["tenant_id"], row["user_id"], row["family_id"], ttl)
     return Grant(row["tenant_id"], row["user_id"], row["role"], frozenset(row["permissions"]),
-                 row["family_id"], new_token)
+                 row["family_id"], new_token, row["auth_version"])
 
 
 async def rotate(db: Database, token: str, ttl: int) -> Grant:

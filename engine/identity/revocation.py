@@ -17,6 +17,15 @@ from engine.redis_batch import ScriptBatcher
 # How many of the keys exist: one script so concurrent checks share a pipelined round trip.
 _ANY_EXISTS = "return redis.call('EXISTS', unpack(KEYS))"
 
+# KEYS[1]: the account's version copy (engine.identity.account_versions); KEYS[2..]: deny-list
+# keys. One script, so a request learns "revoked?" and "which account version?" in one trip.
+# Returns {denied count, signed version or '' when Redis has no copy}.
+_CHECK = """
+local version = redis.call('GET', KEYS[1])
+local denied = redis.call('EXISTS', unpack(KEYS, 2))
+return {denied, version or ''}
+"""
+
 
 class Revocations:
     def __init__(self, redis: aioredis.Redis, prefix: str, access_ttl: int) -> None:
@@ -24,6 +33,7 @@ class Revocations:
         self._prefix = prefix
         self._access_ttl = access_ttl
         self._exists = ScriptBatcher(redis, _ANY_EXISTS)
+        self._check = ScriptBatcher(redis, _CHECK)
 
     def _jti_key(self, jti: str) -> str:
         return f"{self._prefix}:revoked:jti:{jti}"
@@ -44,3 +54,11 @@ class Revocations:
         if session_id is not None:
             keys.append(self._session_key(session_id))
         return bool(await self._exists(keys, []))
+
+    async def check(self, jti: str, session_id: UUID | None, version_key: str) -> tuple[bool, int | None]:
+        """(revoked?, the account's signed version or None when Redis has no copy), in one trip."""
+        keys = [version_key, self._jti_key(jti)]
+        if session_id is not None:
+            keys.append(self._session_key(session_id))
+        denied, version = await self._check(keys, [])
+        return bool(denied), (int(version) if version not in (b"", "", None) else None)

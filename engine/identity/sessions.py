@@ -4,7 +4,8 @@ Invariants:
 - Login answers an unknown email, a wrong password and a disabled account identically
   (InvalidCredentials, after one argon2 verification each), so neither the body nor the time
   tells them apart.
-- Failed logins are throttled per account and per address before any hash is computed.
+- Failed logins are throttled per (account, address) and, more slowly, per address, in one
+  atomic Redis step taken before any hash is computed (engine.identity.login_throttle).
 - Refresh rotates; a reused refresh token revokes its family and the family's access tokens.
 - Logout denies the access token and its session in Redis (so every process refuses them on
   the next request) and revokes the refresh family in PostgreSQL. If Redis cannot record the
@@ -20,14 +21,14 @@ from uuid import UUID
 from redis.exceptions import RedisError
 
 from engine.db import Database
-from engine.errors import InvalidCredentials, RateLimited, ServiceUnavailable, Unauthorized
+from engine.domain.errors import InvalidCredentials, RateLimited, ServiceUnavailable, Unauthorized
 from engine.identity import accounts, refresh
 from engine.identity.accounts import Account
 from engine.identity.login_throttle import LoginThrottle
 from engine.identity.passwords import Passwords
 from engine.identity.revocation import Revocations
 from engine.identity.tokens import AccessClaims, TokenIssuer
-from engine.principal import Principal
+from engine.domain.principal import Principal
 from engine.settings import Settings
 
 REDIS_DOWN = (RedisError, OSError, TimeoutError)
@@ -54,16 +55,18 @@ class Sessions:
         self._on_redis_down = on_redis_down  # logs and counts; the engine itself does not log
 
     def _issue(self, tenant_id: UUID, user_id: UUID, role: str, permissions: frozenset[str],
-               refresh_token: str, family_id: UUID, now: int) -> Session:
+               refresh_token: str, family_id: UUID, now: int, version: int) -> Session:
         token, claims = self._tokens.issue_access(user_id=user_id, tenant_id=tenant_id, role=role,
-                                                  permissions=permissions, now=now, session_id=family_id)
+                                                  permissions=permissions, now=now, session_id=family_id,
+                                                  version=version)
         return Session(token, claims, refresh_token, self._tokens.ttl)
 
     async def _start(self, account: Account, now: int) -> Session:
         async with self._db.transaction() as conn:
             token, family = await refresh.start_family(conn, account.tenant_id, account.id,
                                                        self._settings.refresh_token_ttl)
-        return self._issue(account.tenant_id, account.id, account.role, account.permissions, token, family, now)
+        return self._issue(account.tenant_id, account.id, account.role, account.permissions, token, family, now,
+                           account.auth_version)
 
     async def register(self, tenant_id: UUID, email: str, password: str, name: str, now: int) -> tuple[Account, Session]:
         """A customer account in this tenant, logged in at once."""
@@ -76,16 +79,15 @@ class Sessions:
         return account, await self._start(account, now)
 
     async def login(self, tenant_id: UUID, email: str, password: str, address: str, now: int) -> tuple[Account, Session]:
-        blocked = await self._throttle_check(tenant_id, email, address)
+        blocked = await self._throttle_attempt(tenant_id, email, address)
         if blocked:
             raise RateLimited("Too many failed logins; retry later.", extra={"retry_after": blocked})
         async with self._db.connection() as conn:
             account = await accounts.find_by_email(conn, tenant_id, email)
         ok = await self._passwords.verify_or_dummy(account.password_hash if account else None, password)
         if not ok or account is None or account.disabled:
-            await self._throttle_call("failed", tenant_id, email, address)
-            raise InvalidCredentials()
-        await self._throttle_call("succeeded", tenant_id, email, address)
+            raise InvalidCredentials()  # the attempt was already counted as a failure
+        await self._throttle_succeeded(tenant_id, email, address)
         if self._passwords.needs_rehash(account.password_hash):
             new_hash = await self._passwords.hash(password)
             async with self._db.transaction() as conn:
@@ -102,7 +104,7 @@ class Sessions:
                 self._on_redis_down("revoke_session", exc)
             raise Unauthorized("Refresh token was already used; the session has been revoked.") from None
         return self._issue(grant.tenant_id, grant.user_id, grant.role, grant.permissions,
-                           grant.refresh_token, grant.family_id, now)
+                           grant.refresh_token, grant.family_id, now, grant.auth_version)
 
     async def logout(self, principal: Principal, session_id: UUID | None, now: int) -> None:
         """Deny the caller's access token and its session (`session_id`: the token's `sid`)."""
@@ -121,15 +123,15 @@ class Sessions:
             async with self._db.transaction() as conn:
                 await refresh.revoke_family(conn, claims_session, principal.user_id)
 
-    async def _throttle_check(self, tenant_id: UUID, email: str, address: str) -> int:
+    async def _throttle_attempt(self, tenant_id: UUID, email: str, address: str) -> int:
         try:
-            return await self._throttle.blocked_for(tenant_id, email, address)
+            return await self._throttle.attempt(tenant_id, email, address)
         except REDIS_DOWN as exc:  # fail open: argon2 still slows guessing; logged and counted
             self._on_redis_down("login_throttle", exc)
             return 0
 
-    async def _throttle_call(self, what: str, tenant_id: UUID, email: str, address: str) -> None:
+    async def _throttle_succeeded(self, tenant_id: UUID, email: str, address: str) -> None:
         try:
-            await getattr(self._throttle, what)(tenant_id, email, address)
+            await self._throttle.succeeded(tenant_id, email, address)
         except REDIS_DOWN as exc:
             self._on_redis_down("login_throttle", exc)

@@ -71,6 +71,7 @@ CREATE TRIGGER stock_up_notify AFTER UPDATE ON stock FOR EACH ROW
 --            write since then makes this find nothing;
 --   usable   its coupons still within their limits (counting the orders placed before it in
 --            this very call), locked in id order;
+--   slot     with a limit on unpaid orders, a free slot of the buyer's (migration 0011);
 --   go       one row when all of it holds.
 -- Then, each from `go`: holds consumed, coupon usage counted, the order numbered from the
 -- tenant's sequence, order, items, history, redemptions, the payment expiry job, the cart
@@ -78,7 +79,8 @@ CREATE TRIGGER stock_up_notify AFTER UPDATE ON stock FOR EACH ROW
 -- marker where the order number goes). Returns one row per order: which check failed, or
 -- the number it got.
 CREATE FUNCTION place_orders(p_orders jsonb)
-RETURNS TABLE (n int, holds_ok boolean, cart_ok boolean, coupons_ok boolean, order_number text, stored boolean)
+RETURNS TABLE (n int, holds_ok boolean, cart_ok boolean, coupons_ok boolean, slot_ok boolean, order_number text,
+               stored boolean)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
@@ -93,7 +95,7 @@ BEGIN
                  billing_address jsonb, shipping_method_id uuid, shipping_method jsonb, applied_coupons jsonb,
                  notes text, expires_at timestamptz, estimated_delivery date, created_at timestamptz,
                  changed_by text, expiry_job text, items jsonb, response_status int, response_body text,
-                 response_marker text, response_scope text, response_key text)
+                 response_marker text, response_scope text, response_key text, unpaid_limit int)
               ORDER BY e.ord
     LOOP
         n := o.n;
@@ -109,7 +111,23 @@ BEGIN
                                 (SELECT count(*) FROM coupon_redemptions r WHERE r.coupon_id = c.id AND r.user_id = o.user_id))
                          ORDER BY c.id FOR UPDATE),
              coupons_ok AS (SELECT (SELECT count(*) FROM usable) = cardinality(o.coupon_ids) AS ok),
-             go AS (SELECT 1 AS one WHERE (SELECT ok FROM cart_ok) AND (SELECT ok FROM coupons_ok)),
+             checked AS (SELECT 1 AS one WHERE (SELECT ok FROM cart_ok) AND (SELECT ok FROM coupons_ok)),
+             -- With a limit on unpaid orders (NULL for none): one of the buyer's numbered slots
+             -- (migration 0011), free when absent or when its order is no longer unpaid; its
+             -- primary key keeps two concurrent orders from sharing a slot.
+             free_slot AS (SELECT s FROM generate_series(1, o.unpaid_limit) s
+                            WHERE EXISTS (SELECT 1 FROM checked)
+                              AND NOT EXISTS (SELECT 1 FROM unpaid_order_slots u WHERE u.user_id = o.user_id AND u.slot = s
+                                                 AND NOT EXISTS (SELECT 1 FROM orders x WHERE x.id = u.order_id
+                                                                   AND x.status <> 'PENDING_PAYMENT'))
+                            ORDER BY s LIMIT 1),
+             slot AS (INSERT INTO unpaid_order_slots (user_id, slot, order_id) SELECT o.user_id, s, o.order_id FROM free_slot
+                      ON CONFLICT (user_id, slot) DO UPDATE SET order_id = EXCLUDED.order_id, claimed_at = now()
+                       WHERE EXISTS (SELECT 1 FROM orders x WHERE x.id = unpaid_order_slots.order_id
+                                       AND x.status <> 'PENDING_PAYMENT')
+                      RETURNING 1),
+             slot_ok AS (SELECT o.unpaid_limit IS NULL OR EXISTS (SELECT 1 FROM slot) AS ok),
+             go AS (SELECT 1 AS one FROM checked WHERE (SELECT ok FROM slot_ok)),
              consumed AS (DELETE FROM stock_holds WHERE id IN (SELECT id FROM held) AND EXISTS (SELECT 1 FROM go)),
              counted AS (UPDATE coupons SET used_count = used_count + 1
                           WHERE id IN (SELECT id FROM usable) AND EXISTS (SELECT 1 FROM go)),
@@ -152,8 +170,8 @@ BEGIN
                            AND k.response_status IS NULL AND o.response_key IS NOT NULL
                            AND EXISTS (SELECT 1 FROM placed) RETURNING 1)
         SELECT (SELECT ok FROM holds_ok), (SELECT ok FROM cart_ok), (SELECT ok FROM coupons_ok),
-               (SELECT order_number FROM placed), EXISTS (SELECT 1 FROM stored)
-          INTO holds_ok, cart_ok, coupons_ok, order_number, stored;
+               (SELECT ok FROM slot_ok), (SELECT order_number FROM placed), EXISTS (SELECT 1 FROM stored)
+          INTO holds_ok, cart_ok, coupons_ok, slot_ok, order_number, stored;
         RETURN NEXT;
     END LOOP;
 END $$;

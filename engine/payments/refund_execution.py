@@ -21,8 +21,9 @@ from uuid import UUID
 
 import asyncpg
 
+from engine import partner_ledger
 from engine.db import Database
-from engine.errors import CannotRefund
+from engine.domain.errors import CannotRefund
 from engine.payments.provider import PaymentProvider, RefundRejected
 from engine.payments.settlement import lock_order
 
@@ -142,15 +143,10 @@ async def _refund_to_balance(conn: asyncpg.Connection, order_id: UUID) -> str:
         order_id)
     if row["payment_status"] != "PAID" or row["left"] <= 0:
         return "NOTHING_TO_REFUND"
-    credited = await conn.fetchval(
-        "INSERT INTO partner_ledger (tenant_id, user_id, order_id, kind, amount, note)"
-        " VALUES ($1, $2, $3, 'PAYMENT_REFUND', $4, 'Refund of cancelled order')"
-        " ON CONFLICT (user_id, order_id, kind) WHERE order_id IS NOT NULL DO NOTHING RETURNING true",
-        row["tenant_id"], row["user_id"], order_id, row["left"])
+    credited = await partner_ledger.credit(conn, row["tenant_id"], row["user_id"], partner_ledger.PAYMENT_REFUND,
+                                           row["left"], "Refund of cancelled order", order_id=order_id)
     if not credited:
         return SUCCEEDED
-    await conn.execute("UPDATE partner_balances SET balance = balance + $2, updated_at = now() WHERE user_id = $1",
-                       row["user_id"], row["left"])
     await conn.execute("UPDATE orders SET refunded_amount = refunded_amount + $2, payment_status = 'REFUNDED',"
                        " updated_at = now() WHERE id = $1", order_id, row["left"])
     return SUCCEEDED

@@ -1,10 +1,10 @@
-"""The sandbox payment provider: a hosted payment page served by the engine, HMAC-signed
-webhook events, and refunds kept in its own books (sandbox_refunds).
+"""The sandbox payment provider, our side of it: the adapter behind the `PaymentProvider` port.
 
-It stands in for a real provider behind the same `PaymentProvider` port: the buyer pays or
-fails on `/pay/{orderId}`; the sandbox then "calls" our webhook with a signed event built
-byte for byte as the HTTP webhook would carry it. Refunds are idempotent per key, as a real
-provider's are: a repeated call returns the first refund and moves no money.
+`create_payment` answers the link of the sandbox's hosted page, carrying a signed, expiring
+token bound to the order and tenant (engine.payments.pay_tokens); refunds are kept in the
+sandbox's own books (sandbox_refunds), idempotent per key as a real provider's are: a repeated
+call returns the first refund and moves no money. The page itself, and the signed webhook the
+sandbox sends after it, are the provider's side: engine.payments.sandbox_page.
 """
 
 from __future__ import annotations
@@ -15,16 +15,30 @@ from decimal import Decimal
 from uuid import UUID
 
 from engine.db import Database
-from engine.errors import ValidationError
+from engine.domain.errors import ValidationError
+from engine.payments import pay_tokens
+from engine.payments.config import sandbox_secret
 from engine.payments.provider import PaymentLink, PaymentProvider, PaymentRequest
-from engine.payments.webhook import PAYMENT_FAILED, PAYMENT_SUCCEEDED, PaymentEvent, encode_event, sign
 from engine.settings import Settings
 
 NAME = "sandbox"
+# The page stays readable this long after the payment window closes, so a buyer who comes
+# back late sees what became of the order instead of a 404.
+PAGE_GRACE_SECONDS = 3600
 
 
 def payment_ref_of(order_id: UUID) -> str:
     return f"sbx_{order_id.hex}"
+
+
+def page_url(settings: Settings, order_id: UUID, tenant_id: UUID, *, now: dt.datetime) -> str | None:
+    """The hosted page of this order, for its buyer alone (None when the sandbox has no secret)."""
+    secret = sandbox_secret(settings)
+    if not secret:
+        return None
+    expires = int(now.timestamp()) + settings.payment_expiry_seconds + PAGE_GRACE_SECONDS
+    token = pay_tokens.issue(secret, order_id, tenant_id, expires_at=expires)
+    return f"{settings.public_base_url.rstrip('/')}/pay/{token}"
 
 
 class SandboxProvider(PaymentProvider):
@@ -37,7 +51,7 @@ class SandboxProvider(PaymentProvider):
     async def create_payment(self, order: PaymentRequest) -> PaymentLink:
         url = None
         if order.method in ("CARD", "EWALLET"):
-            url = f"{self._settings.public_base_url.rstrip('/')}/pay/{order.order_id}"
+            url = page_url(self._settings, order.order_id, order.tenant_id, now=dt.datetime.now(dt.timezone.utc))
         return PaymentLink(payment_ref=payment_ref_of(order.order_id), payment_url=url)
 
     async def refund(self, payment_ref: str, amount: Decimal, idempotency_key: str) -> str:
@@ -55,27 +69,3 @@ class SandboxProvider(PaymentProvider):
             # A provider refuses a key reused for a different refund; so does the sandbox.
             raise ValidationError("Idempotency key reused for a different refund.")
         return first["refund_ref"]
-
-    def signed_event(self, *, order_id: UUID, succeeded: bool, amount: Decimal, currency: str,
-                     now: dt.datetime) -> tuple[bytes, str]:
-        """The (body, Payment-Signature) of the webhook the sandbox sends after its page."""
-        secret = self._settings.payment_webhook_secret
-        if not secret:
-            raise RuntimeError("PAYMENT_WEBHOOK_SECRET is not configured")
-        event = PaymentEvent(event_id="evt_" + secrets.token_hex(12),
-                             kind=PAYMENT_SUCCEEDED if succeeded else PAYMENT_FAILED,
-                             order_id=order_id, payment_ref=payment_ref_of(order_id),
-                             amount=amount, currency=currency)
-        ts = int(now.timestamp())
-        body = encode_event(event, created=ts)
-        return body, sign(secret, body, ts)
-
-
-async def payment_page_view(db: Database, order_id: UUID) -> dict | None:
-    """What the hosted page shows: number, amount, status. The sandbox sees every tenant's
-    orders by id, as a provider sees every payment it was given."""
-    async with db.connection() as conn:
-        row = await conn.fetchrow(
-            "SELECT id, order_number, total, currency, status, payment_status, payment_method, expires_at"
-            " FROM orders WHERE id = $1", order_id)
-    return dict(row) if row is not None else None

@@ -18,8 +18,9 @@ from decimal import Decimal, InvalidOperation
 from uuid import UUID
 
 from engine.db import Database
-from engine.errors import InvalidSignature, ValidationError
+from engine.domain.errors import InvalidSignature, ValidationError
 from engine.payments import settlement
+from engine.payments.config import webhook_secret
 from engine.settings import Settings
 
 SIGNATURE_HEADER = "Payment-Signature"
@@ -94,7 +95,7 @@ def parse_event(body: bytes) -> PaymentEvent:
 async def receive(db: Database, settings: Settings, header: str | None, body: bytes, *,
                   now: dt.datetime, provider: str = "sandbox") -> str:
     """Verify, de-duplicate and apply one webhook delivery; returns the outcome recorded."""
-    verify_signature(settings.payment_webhook_secret, header, body,
+    verify_signature(webhook_secret(settings), header, body,
                      now=int(now.timestamp()), tolerance=settings.webhook_tolerance_seconds)
     event = parse_event(body)
     async with db.transaction() as conn:

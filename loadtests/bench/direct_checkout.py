@@ -28,7 +28,7 @@ import asyncpg
 
 from engine import checkout, idempotency
 from engine.cart import load_cart_to_check_out
-from engine.errors import CartEmpty, Conflict
+from engine.domain.errors import CartEmpty, Conflict
 from engine.settings import Settings
 
 # Deliberately the engine's private statement: the ceiling must reserve exactly as the actor does.

@@ -9,7 +9,7 @@ from locust import HttpUser, between, task
 
 from loadtests.scenarios.common import API, bearer, data, error_code, idempotency, next_buyer, record_checkout, shop
 
-OK_ERRORS = ("INSUFFICIENT_STOCK", "ITEMS_UNAVAILABLE", "INVALID_COUPON")
+OK_ERRORS = ("INSUFFICIENT_STOCK", "ITEMS_UNAVAILABLE", "INVALID_COUPON", "TOO_MANY_UNPAID_ORDERS")
 
 
 class Shopper(HttpUser):

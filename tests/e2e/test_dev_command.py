@@ -6,6 +6,7 @@ left behind; a second run on the same data folder finds the same data and seeds 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -105,6 +106,27 @@ def assert_nothing_left(servers: list[psutil.Process], data_dir: Path) -> None:
         raise AssertionError(f"left behind: {leftovers(data_dir)}") from None
 
 
+def pay_like_a_newcomer(http: Http, port: int) -> None:
+    """A card checkout's paymentUrl points at the port dev actually runs on, and its page pays."""
+    from tests.e2e.test_journey import (add_to_cart, checkout, pick_product, register, save_address,
+                                        shipping_method, wait_status)
+
+    token = register(http)
+    address = save_address(http, token)
+    product_id, variant_id = pick_product(http, token)
+    add_to_cart(http, token, product_id, variant_id, 1)
+    placed = data(checkout(http, token, address["id"], shipping_method(http, token, address), "dev-pay-1"), 201)
+    url = placed["payment"]["paymentUrl"]
+    assert url.startswith(f"http://127.0.0.1:{port}/pay/"), url
+    page = http.get(url)
+    assert page.status_code == 200, describe(page)
+    form = re.search(r'action="([^"]*/complete)"[^>]*><input type="hidden" name="csrf" value="(\w+)"', page.text)
+    assert form, page.text[:1500]
+    paid = http.post(form.group(1), data={"csrf": form.group(2)}, allow_redirects=False)
+    assert paid.status_code == 303, describe(paid)
+    wait_status(http, token, placed["orderId"], "PAID", 10)
+
+
 def snapshot(http: Http) -> tuple[set[str], int]:
     """Product ids (every page) and the listing's total."""
     r = http.get("/products", params={"pageSize": 100})
@@ -159,6 +181,7 @@ def test_dev_runs_stops_clean_and_keeps_data(dev_dirs: tuple[Path, Path, list[De
 
     ids, total = snapshot(http)
     assert total == PRODUCTS and len(ids) == PRODUCTS, (total, len(ids))
+    pay_like_a_newcomer(http, first.port)
 
     code, servers = first.stop_with(signal.SIGINT)
     assert code in (0, -signal.SIGINT, 130), f"exit code {code}:\n{first.service.log_tail()}"

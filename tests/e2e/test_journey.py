@@ -67,8 +67,13 @@ def stack(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFa
     common = {
         "DATABASE_URL": database_url, "REDIS_URL": redis_url, "REDIS_PREFIX": f"e2e{secrets.token_hex(4)}",
         "JWT_KEYS": JWT_KEYS, "PAYMENT_WEBHOOK_SECRET": WEBHOOK_SECRET, "HOST": "127.0.0.1", "DEV_MODE": "false",
+        # `serve` has no payment provider unless one is named; the sandbox signs with its own
+        # copy of the shared secret, as a real provider would.
+        "PAYMENT_PROVIDER": "sandbox", "SANDBOX_PROVIDER_SECRET": WEBHOOK_SECRET,
         "RATE_CATALOGUE": "100000", "RATE_CART": "100000", "RATE_FINANCIAL": "100000", "RATE_ORDERS": "100000",
         "LOGIN_MAX_FAILURES": "1000", "PAYMENT_EXPIRY_SECONDS": str(EXPIRY_SECONDS),
+        "RATE_CATEGORIES": "100000", "RATE_SHIPPING": "100000", "RATE_REVIEWS": "100000",
+        "RATE_AUTH": "100000", "RATE_ACCOUNT": "100000", "RATE_ADMIN": "100000", "RATE_WEBHOOKS": "100000", "RATE_PAGES": "100000",
         "SCHEDULER_TICK_SECONDS": "1", "OUTBOX_POLL_SECONDS": "0.2", "DB_POOL_MIN": "1", "DB_POOL_MAX": "5",
         "SHUTDOWN_GRACE": "2",
     }
@@ -219,9 +224,10 @@ def test_paid_order_from_register_to_shipped_and_beyond(stack: Stack) -> None:
     pay_url = placed["payment"]["paymentUrl"]
     page = api1.get(pay_url)
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html"), describe(page)
-    action = re.search(r'<form[^>]+action="([^"]*/complete)"', page.text)
+    action = re.search(r'<form[^>]+action="([^"]*/complete)"[^>]*><input type="hidden" name="csrf" value="(\w+)"',
+                       page.text)
     assert action, f"no Pay form on the payment page:\n{page.text[:1500]}"
-    paid = api1.post(action.group(1), allow_redirects=False)
+    paid = api1.post(action.group(1), data={"csrf": action.group(2)}, allow_redirects=False)
     assert paid.status_code in (200, 303), describe(paid)
     order = wait_status(api2, token, order_id, "PAID", 10)
     assert order["paymentStatus"] == "PAID" and order["payment"]["paidAt"], order

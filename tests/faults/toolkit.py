@@ -117,6 +117,11 @@ def service_env(*, database_url: str, redis_url: str, port: int, redis_prefix: s
         "HOST": "127.0.0.1", "LOG_FORMAT": "json", "LOG_LEVEL": "warning", "DEV_MODE": "false",
         "RATE_CATALOGUE": "1000000", "RATE_CART": "1000000", "RATE_FINANCIAL": "1000000",
         "RATE_ORDERS": "1000000", "LOGIN_MAX_FAILURES": "1000000",
+        "MAX_UNPAID_ORDERS": "0",  # load buyers never pay; their checkouts must not turn into 409s
+        # The policies added with signing-in limits; LOGIN_MAX_ADDRESS_FAILURES likewise.
+        "RATE_CATEGORIES": "1000000", "RATE_SHIPPING": "1000000", "RATE_REVIEWS": "1000000",
+        "RATE_AUTH": "1000000", "RATE_ACCOUNT": "1000000", "RATE_ADMIN": "1000000", "RATE_WEBHOOKS": "1000000", "RATE_PAGES": "1000000",
+        "LOGIN_MAX_ADDRESS_FAILURES": "1000000",
         "DB_POOL_MIN": "1", "DB_POOL_MAX": "8", "DB_COMMAND_TIMEOUT": "3", "ACTOR_ASK_TIMEOUT": "4", "REQUEST_TIMEOUT": "6.5",
         "SHUTDOWN_GRACE": "2", "DEPENDENCY_RETRY_AFTER": "1",
         "PYTHONUNBUFFERED": "1",

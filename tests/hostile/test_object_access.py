@@ -24,6 +24,7 @@ from web.app import route_tables
 RESOURCES: dict[str, dict[str, str]] = {
     "/api/v1/api-keys/{id}": {"id": "api_key"},
     "/api/v1/admin/users/{id}/kyc": {"id": "user"},
+    "/api/v1/admin/users/{id}/access": {"id": "user"},
     "/api/v1/products/{id}": {"id": "product"},
     "/api/v1/products/{id}/reviews": {"id": "product"},
     "/api/v1/products/{id}/reviews/{reviewId}/helpful": {"id": "product", "reviewId": "review"},
@@ -46,15 +47,16 @@ RESOURCES: dict[str, dict[str, str]] = {
 # Routes whose path parameter is not another party's object, with the reason.
 NOT_OBJECTS = {
     "/api/v1/cart/coupons/{code}": "a coupon code on the caller's own cart: no foreign object is addressable",
-    "/pay/{orderId}": "sandbox hosted payment page: a capability URL by design (unguessable order id)",
-    "/pay/{orderId}/complete": "sandbox hosted payment page (capability URL)",
-    "/pay/{orderId}/fail": "sandbox hosted payment page (capability URL)",
+    "/pay/{token}": "sandbox hosted payment page: the path is a signed token bound to one order and tenant",
+    "/pay/{token}/complete": "sandbox hosted payment page (signed token + form token)",
+    "/pay/{token}/fail": "sandbox hosted payment page (signed token + form token)",
 }
 USER_OWNED = {"address", "cart_item", "order", "refund_request"}
 BODIES: dict[tuple[str, str], dict] = {
     ("PATCH", "/api/v1/products/{id}"): {"name": "pwned"},
     ("PATCH", "/api/v1/categories/{id}"): {"name": "pwned"},
     ("PATCH", "/api/v1/admin/users/{id}/kyc"): {"kycStatus": "VERIFIED"},
+    ("PATCH", "/api/v1/admin/users/{id}/access"): {"role": "staff", "permissions": ["*"]},
     ("POST", "/api/v1/products/{id}/reviews"): {"rating": 1, "content": "pwned pwned pwned"},
     ("PATCH", "/api/v1/reviews/{id}"): {"status": "REJECTED"},
     ("PATCH", "/api/v1/addresses/{id}"): {"city": "Pwned"},

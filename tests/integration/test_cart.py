@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import Api
 from tests.integration.conftest_cart import make_product, make_variant
-from web.routes.cart import USER_ACTORS
+from web.resources import USER_ACTORS
 
 ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 NUMBER = (int, float)

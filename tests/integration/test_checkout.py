@@ -24,7 +24,8 @@ async def test_card_checkout_creates_pending_order_reserves_stock_and_empties_ca
     assert d["status"] == "PENDING_PAYMENT"
     assert d["summary"] == {"subtotal": 7500, "discount": 750, "shipping": 350, "tax": 1350, "total": 8450}
     assert d["payment"]["method"] == "CARD" and d["payment"]["amount"] == 8450 and d["payment"]["currency"] == "RUB"
-    assert d["payment"]["paymentUrl"].endswith(f"/pay/{d['orderId']}")
+    assert d["payment"]["paymentUrl"].startswith("http") and "/pay/" in d["payment"]["paymentUrl"]
+    assert d["orderId"] not in d["payment"]["paymentUrl"]  # a signed token, not the guessable id
     assert "bankDetails" not in d["payment"] and d["payment"]["expiresAt"].endswith("Z")
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", d["estimatedDelivery"])
 

@@ -17,7 +17,7 @@ import pytest
 
 from engine import cart_store
 from engine.checkout import OrderRequest, checkout
-from engine.errors import CartEmpty, Conflict, InvalidCoupon
+from engine.domain.errors import CartEmpty, Conflict, InvalidCoupon
 from engine.stock import StockService, reclaim_orphaned_holds
 from tests.integration.conftest_cart import make_coupon
 from tests.integration.conftest_orders import make_buyer, make_product, make_shipping_method, stock_of

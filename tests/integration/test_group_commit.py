@@ -13,7 +13,7 @@ from engine import cart_store
 from engine import order_writer
 from engine import stock as engine_stock
 from engine.checkout import OrderRequest, checkout
-from engine.errors import Conflict, InvalidCoupon
+from engine.domain.errors import Conflict, InvalidCoupon
 from engine.stock import StockService
 from tests.integration.conftest_cart import make_coupon
 from tests.integration.conftest_orders import make_buyer, make_product, make_shipping_method, stock_of

@@ -8,9 +8,10 @@ from typing import Annotated
 
 import msgspec
 import pytest
+import structlog.testing
 from aiohttp.test_utils import TestClient, TestServer
 
-from engine.errors import InsufficientStock
+from engine.domain.errors import InsufficientStock
 from web.api import Req, RouteTable
 from web.app import create_app
 
@@ -167,6 +168,17 @@ async def test_500_hides_internals_and_carries_request_id(probe_client):
     assert body["error"]["requestId"] == "abc-123" and headers["X-Request-ID"] == "abc-123"
 
 
+async def test_the_request_log_line_carries_the_error_code(probe_client):
+    with structlog.testing.capture_logs() as logs:
+        await _call(probe_client, "GET", "/api/v1/test/stock")
+        await _call(probe_client, "GET", "/api/v1/test/boom")
+        await _call(probe_client, "GET", "/healthz")
+    lines = {e["route"]: e for e in logs if e["event"] == "request"}
+    assert lines["/api/v1/test/stock"]["error"] == "INSUFFICIENT_STOCK"
+    assert lines["/api/v1/test/boom"]["error"] == "INTERNAL_ERROR"
+    assert lines["/healthz"]["error"] is None
+
+
 async def test_request_id_generated_or_echoed(probe_client):
     _, _, headers = await _call(probe_client, "GET", "/healthz")
     assert len(headers["X-Request-ID"]) == 32
@@ -235,3 +247,21 @@ async def test_a_request_past_its_deadline_answers_503_with_retry_after(base_set
     async with TestClient(TestServer(app)) as c:
         status, body, headers = await _call(c, "GET", "/api/v1/test/slow")
     assert status == 503 and body["error"]["code"] == "SERVICE_UNAVAILABLE" and "Retry-After" in headers
+
+
+async def test_features_set_up_in_any_order(make_client, tenant, monkeypatch):
+    """web/app.py's FEATURES order is only the OpenAPI document's: shared resources (pool,
+    Redis, actor services) start before any feature's setup, so reversing it changes nothing."""
+    import web.app
+
+    monkeypatch.setattr(web.app, "FEATURES", tuple(reversed(web.app.FEATURES)))
+    client = await make_client()
+    me = await tenant.user("customer")
+    async with client.get("/readyz") as r:
+        assert r.status == 200
+    async with client.get("/api/v1/cart", headers=me.headers) as r:  # through the user actors
+        assert r.status == 200, await r.text()
+    async with client.get("/api/v1/me", headers=me.headers) as r:  # identity's authenticator
+        assert r.status == 200, await r.text()
+    async with client.get("/metrics") as r:  # web.resources' actor collector
+        assert 'actors_live{kind="user"}' in await r.text()

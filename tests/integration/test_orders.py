@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from engine import orders as engine_orders
 from engine.db import Database
-from engine.errors import InvalidStatusTransition
+from engine.domain.errors import InvalidStatusTransition
 from tests.integration.conftest_orders import make_buyer, make_product, make_shipping_method, stock_of
 
 CHECKOUT = "/api/v1/cart/checkout"

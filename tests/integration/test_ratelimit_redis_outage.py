@@ -71,3 +71,16 @@ async def test_logout_fails_closed_while_redis_is_down(base_settings, tenant, pr
         # Login still works (the failure throttle fails open, logged and counted).
         r = await api.post("/api/v1/auth/login", json={"email": user.email, "password": user.password})
         assert r.status == 200
+
+
+async def test_a_role_change_is_enforced_while_redis_is_down(base_settings, tenant, private_redis, db):
+    # Redis down: the account's version comes from PostgreSQL, so a demotion still ends the old
+    # token at once (reads go on for tokens that are still current).
+    async with probe_api(base_settings, tenant.slug, redis_url=private_redis.url) as api:
+        clerk = await tenant.user("staff")
+        other = await tenant.user("customer")
+        assert (await api.get(f"{PROBE}/whoami", as_=clerk)).status == 200
+        await private_redis.stop()
+        await db.execute("UPDATE users SET role = 'customer', permissions = '{}' WHERE id = $1", clerk.id)
+        assert (await api.get(f"{PROBE}/whoami", as_=clerk)).status == 401
+        assert (await api.get(f"{PROBE}/whoami", as_=other)).status == 200

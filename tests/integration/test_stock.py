@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from engine.errors import ActorUnavailable, InsufficientStock
+from engine.domain.errors import ActorUnavailable, InsufficientStock
 from engine.stock import StockLine, StockService, commit_sale, release_order, return_sold
 from tests.integration.conftest_orders import make_product, stock_of
 

@@ -11,9 +11,9 @@ import time
 import pytest
 
 from engine.db import Database
-from engine.errors import InsufficientStock
+from engine.domain.errors import InsufficientStock
 from engine.stock import StockService, release_holds
-from engine.stock_levels import adjust_on_hand
+from engine.stock_levels import set_available
 from engine.stock_summary import refresh
 from tests.integration.conftest_orders import (make_buyer, make_product, make_shipping_method, stock_of,
                                                summary_shows)
@@ -58,7 +58,7 @@ async def test_restocks_and_sales_move_the_summary_in_their_own_transaction(data
     pid = await make_product(db, tenant.id, stock=5)
     sid = await _stock_id(db, pid)
     async with database.transaction() as conn:
-        await adjust_on_hand(conn, sid, 9)
+        await set_available(conn, sid, 9)
     assert await _shown(db, pid) == 9              # at once, no refresh
     # A sale (reserved -> sold) moves units_sold at once; available does not change.
     await db.execute("UPDATE stock SET reserved = 2 WHERE id = $1", sid)
@@ -174,7 +174,7 @@ async def test_units_back_through_another_process_sell_within_the_bound(database
     await other.open()
     try:
         async with other.transaction() as conn:
-            await adjust_on_hand(conn, sid, 3)     # two more units, from "another process"
+            await set_available(conn, sid, 2)     # two more units, from "another process"
     finally:
         await other.close()
 

@@ -8,9 +8,10 @@ import time
 from typing import Any
 
 import pytest
+import structlog.testing
 
 from engine.actors import Actor, ActorRegistry
-from engine.errors import ActorUnavailable, InsufficientStock
+from engine.domain.errors import ActorUnavailable, InsufficientStock
 
 
 class Ledger(Actor):
@@ -119,6 +120,19 @@ async def test_crash_fails_every_pending_ask_and_the_next_message_respawns():
     assert reg.get("p1") is not first and reg.stats().spawned == 2
     with pytest.raises(ActorUnavailable):  # the old actor refuses messages
         first.tell("late")
+    await reg.shutdown(1)
+
+
+async def test_a_crash_is_logged_with_its_traceback_by_default():
+    reg = registry()  # no on_crash given: the registry's own reporter logs
+    with structlog.testing.capture_logs() as logs:
+        with pytest.raises(ActorUnavailable):
+            await reg.ask("p7", "boom")
+        await until(lambda: "p7" not in reg)
+    crashed = [e for e in logs if e["event"] == "actor_crashed"]
+    assert len(crashed) == 1 and crashed[0]["key"] == "p7" and crashed[0]["log_level"] == "error"
+    exc = crashed[0]["exc_info"]
+    assert isinstance(exc, RuntimeError) and exc.__traceback__ is not None
     await reg.shutdown(1)
 
 

@@ -7,7 +7,7 @@ import uuid
 from decimal import Decimal
 
 from engine.cart import CartLine, CartView
-from engine.pricing import Coupon
+from engine.domain.pricing import Coupon
 
 NOW = dt.datetime(2024, 1, 15, 18, 0, tzinfo=dt.timezone.utc)
 

@@ -11,11 +11,11 @@ import pytest
 
 from engine.addresses import Address
 from engine.domain.checkout_plan import CheckoutSnapshot, OrderLine, plan_order
-from engine.errors import (InsufficientStock, InvalidAddress, InvalidCoupon, ItemsUnavailable, KycRequired,
+from engine.domain.errors import (InsufficientStock, InvalidAddress, InvalidCoupon, ItemsUnavailable, KycRequired,
                            UserNotFound)
-from engine.pricing import Coupon
+from engine.domain.pricing import Coupon
 from engine.settings import Settings
-from engine.shipping_rules import ShippingMethod, WeightBand, Zone
+from engine.domain.shipping_rules import ShippingMethod, WeightBand, Zone
 
 NOW = dt.datetime(2026, 12, 2, 12, 0, tzinfo=dt.timezone.utc)
 SETTINGS = Settings(kyc_limit=Decimal("1000"), tax_rate=Decimal("0.20"))

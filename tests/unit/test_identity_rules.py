@@ -8,10 +8,10 @@ import uuid
 import pytest
 from argon2 import PasswordHasher
 
-from engine.errors import ValidationError
+from engine.domain.errors import ValidationError
 from engine.identity import api_keys
 from engine.identity.passwords import Passwords
-from engine.principal import Principal
+from engine.domain.principal import Principal
 from engine.settings import Settings
 from web.ratelimit import WINDOW_MS, Limit, applicable_limits, decide
 

@@ -12,7 +12,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from engine.errors import Unauthorized
+from engine.domain.errors import Unauthorized
 from engine.identity.tokens import TokenIssuer, parse_keys
 from engine.settings import Settings, SettingsError
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from engine.money import allocate, money, percent_of, to_api
+from engine.domain.money import allocate, money, percent_of, to_api
 
 D = Decimal
 

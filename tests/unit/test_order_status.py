@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from engine.errors import CannotCancel, CannotRefund, InvalidStatusTransition, RefundPeriodExpired, ValidationError
-from engine.order_status import (
+from engine.domain.errors import CannotCancel, CannotRefund, InvalidStatusTransition, RefundPeriodExpired, ValidationError
+from engine.domain.order_status import (
     OrderStatus,
     PaymentStatus,
     allowed_targets,

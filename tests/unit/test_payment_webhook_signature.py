@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from engine.errors import InvalidSignature, ValidationError
+from engine.domain.errors import InvalidSignature, ValidationError
 from engine.payments.webhook import PaymentEvent, encode_event, parse_event, sign, verify_signature
 
 SECRET = "s3cret"

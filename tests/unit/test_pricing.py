@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from engine.errors import InvalidCoupon
-from engine.pricing import AppliedCoupon, Coupon, PricedLine, check_coupon, check_stacking, price
+from engine.domain.errors import InvalidCoupon
+from engine.domain.pricing import AppliedCoupon, Coupon, PricedLine, check_coupon, check_stacking, price
 
 D = Decimal
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)

@@ -24,3 +24,9 @@ def test_configuration_table_is_current():
     from ops.readme import settings_table
 
     assert settings_table() in README, "run `python -m ops.readme`"
+
+
+def test_rate_limit_table_lists_every_route():
+    from ops.readme import rate_limit_table
+
+    assert rate_limit_table() in README, "run `python -m ops.readme`"

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from engine.errors import InvalidDestination, InvalidShippingMethod, ShippingNotAvailable, ValidationError
-from engine.shipping_rules import (
+from engine.domain.errors import InvalidDestination, InvalidShippingMethod, ShippingNotAvailable, ValidationError
+from engine.domain.shipping_rules import (
     ItemSize,
     Parcel,
     ShippingMethod,

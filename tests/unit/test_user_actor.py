@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from engine.errors import ActorUnavailable, CartItemNotFound, InsufficientStock, MaxQuantityExceeded
+from engine.domain.errors import ActorUnavailable, CartItemNotFound, InsufficientStock, MaxQuantityExceeded
 from engine.cart_store import check_quantity
 from engine.actors.user import UserActors
 

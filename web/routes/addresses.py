@@ -9,7 +9,7 @@ from uuid import UUID
 import msgspec
 
 from engine import addresses as store
-from engine.errors import Forbidden
+from engine.domain.errors import Forbidden
 from web import keys
 from web.api import REQUIRED, Reply, Req, RouteTable
 from web.envelope import Pagination
@@ -93,7 +93,7 @@ def _fields(body: msgspec.Struct) -> dict[str, Any]:
             if getattr(body, name) is not msgspec.UNSET}
 
 
-@routes.get("/addresses", query=AddressQuery, response=AddressList, auth=REQUIRED, paginated=True,
+@routes.get("/addresses", policy="account", query=AddressQuery, response=AddressList, auth=REQUIRED, paginated=True,
             tag="Addresses", summary="List my saved addresses")
 async def list_addresses(req: Req) -> Reply:
     q = req.query
@@ -103,21 +103,21 @@ async def list_addresses(req: Req) -> Reply:
                  meta={"pagination": Pagination.of(total, q.page, q.page_size)})
 
 
-@routes.post("/addresses", body=AddressIn, response=AddressOut, status=201, auth=REQUIRED,
+@routes.post("/addresses", policy="account", body=AddressIn, response=AddressOut, status=201, auth=REQUIRED,
              errors=("VALIDATION_ERROR",), tag="Addresses", summary="Save an address")
 async def create_address(req: Req) -> AddressOut:
     a = await store.create_address(req.app[keys.DB], req.tenant_id, _user(req), _fields(req.body))
     return _out(a)
 
 
-@routes.get("/addresses/{id}", response=AddressOut, auth=REQUIRED, errors=("ADDRESS_NOT_FOUND",),
+@routes.get("/addresses/{id}", policy="account", response=AddressOut, auth=REQUIRED, errors=("ADDRESS_NOT_FOUND",),
             tag="Addresses", summary="One of my saved addresses")
 async def get_address(req: Req) -> AddressOut:
     a = await store.read_address(req.app[keys.DB], req.tenant_id, _user(req), req.params["id"])
     return _out(a)
 
 
-@routes.patch("/addresses/{id}", body=AddressPatch, response=AddressOut, auth=REQUIRED,
+@routes.patch("/addresses/{id}", policy="account", body=AddressPatch, response=AddressOut, auth=REQUIRED,
               errors=("VALIDATION_ERROR", "ADDRESS_NOT_FOUND"), tag="Addresses", summary="Edit a saved address")
 async def update_address(req: Req) -> AddressOut:
     a = await store.update_address(req.app[keys.DB], req.tenant_id, _user(req), req.params["id"],
@@ -125,7 +125,7 @@ async def update_address(req: Req) -> AddressOut:
     return _out(a)
 
 
-@routes.delete("/addresses/{id}", response=Deleted, auth=REQUIRED, errors=("ADDRESS_NOT_FOUND",),
+@routes.delete("/addresses/{id}", policy="account", response=Deleted, auth=REQUIRED, errors=("ADDRESS_NOT_FOUND",),
                tag="Addresses", summary="Delete a saved address")
 async def delete_address(req: Req) -> Deleted:
     await store.delete_address(req.app[keys.DB], req.tenant_id, _user(req), req.params["id"])

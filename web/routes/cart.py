@@ -1,31 +1,30 @@
 """The cart (`/api/v1/cart...`), exactly as the storefront document shapes it.
 
-Every cart command of a user runs inside that user's actor (`USER_ACTORS`, installed by
-`setup`), so one user's commands, checkout included, happen one at a time in this process.
+Every cart command of a user runs inside that user's actor (`USER_ACTORS`, started by
+web.resources), so one user's commands, checkout included, happen one at a time in this process.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Annotated, AsyncIterator, Awaitable, Callable, Literal, TypeVar
+from typing import Annotated, Awaitable, Callable, Literal, TypeVar
 from uuid import UUID
 
 import msgspec
 from aiohttp import web
 
 from engine import cart_store
+from engine.clock import utc_now
 from engine.cart import CartLine, CartView
-from engine.errors import Forbidden, ValidationError
-from engine.money import to_api
-from engine.pricing import Quote
-from engine.actors.user import UserActors
+from engine.domain.errors import Forbidden, ValidationError
+from engine.domain.money import to_api
+from engine.domain.pricing import Quote
 from web import keys
 from web.api import REQUIRED, Req, RouteTable
+from web.resources import USER_ACTORS
 
 routes = RouteTable()
-
-USER_ACTORS = web.AppKey("user_actors", UserActors)
 
 T = TypeVar("T")
 Money = Decimal  # exact; shown as a JSON number in the major unit (2500, 25.99)
@@ -33,21 +32,7 @@ Quantity = Annotated[int, msgspec.Meta(ge=1, le=10_000)]  # the business maximum
 CouponCode = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^\s*[A-Za-z0-9_-]+\s*$")]
 
 
-# ----------------------------------------------------------------------------- wiring
-
-def setup(app: web.Application) -> None:
-    app.cleanup_ctx.append(_user_actors)
-
-
-async def _user_actors(app: web.Application) -> AsyncIterator[None]:
-    settings = app[keys.SETTINGS]
-    actors = UserActors.from_settings(settings)
-    app[USER_ACTORS] = actors
-    try:
-        yield
-    finally:
-        await actors.shutdown(settings.shutdown_grace)
-
+# ----------------------------------------------------------------------------- helpers
 
 def _user(req: Req) -> UUID:
     """Carts belong to people: an API key (no user) has none."""
@@ -59,10 +44,6 @@ def _user(req: Req) -> UUID:
 async def _as_user(req: Req, fn: Callable[[UUID], Awaitable[T]]) -> T:
     user_id = _user(req)
     return await req.app[USER_ACTORS].run(user_id, lambda: fn(user_id))
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 # ----------------------------------------------------------------------------- shapes
@@ -191,7 +172,7 @@ def _item(line: CartLine) -> CartItem:
 
 
 def _quote(req: Req, view: CartView) -> Quote:
-    return view.quote(tax_rate=req.app[keys.SETTINGS].tax_rate, now=_now())
+    return view.quote(tax_rate=req.app[keys.SETTINGS].tax_rate, now=utc_now())
 
 
 def _short(quote: Quote) -> ShortSummary:
@@ -274,7 +255,7 @@ async def clear_cart(req: Req) -> ClearCartResponse:
              errors=("VALIDATION_ERROR", "INVALID_COUPON"), summary="Apply a coupon to the cart", **_CART)
 async def apply_coupon(req: Req) -> CartResponse:
     view = await _as_user(req, lambda uid: cart_store.apply_coupon(
-        req.app[keys.DB], req.tenant_id, uid, req.body.code, now=_now()))
+        req.app[keys.DB], req.tenant_id, uid, req.body.code, now=utc_now()))
     return _cart(req, view)
 
 

@@ -13,14 +13,15 @@ from uuid import UUID
 
 import msgspec
 
-from engine.catalogue import categories, product_edits, products, reviews
+from engine.catalogue import reviews
+from engine.catalogue import service as catalogue
 from engine.catalogue import views as v
 from engine.catalogue.access import moderates_reviews, sees_hidden
 from engine.catalogue.commands import (check_amount, CategoryChanges, NewCategory, NewProduct, NewReview, ProductChanges,
                                        ReviewModeration)
 from engine.catalogue.listing import ProductListing, search_query
-from engine.errors import ValidationError
-from engine.principal import Principal
+from engine.domain.errors import ValidationError
+from engine.domain.principal import Principal
 from web import keys
 from web.api import OPTIONAL, REQUIRED, Reply, Req, RouteTable
 from web.envelope import Pagination
@@ -127,14 +128,8 @@ async def _listing(req: Req, q: ProductsQuery) -> ProductListing:
         raise ValidationError("Invalid query parameters.", details=details)
     category_ids = None
     if q.category is not None or q.category_id is not None:
-        async with req.app[keys.DB].connection() as conn:
-            ids: set[UUID] | None = None
-            if q.category is not None:
-                ids = set(await categories.subtree_ids(conn, req.tenant_id, slug=q.category))
-            if q.category_id is not None:
-                by_id = set(await categories.subtree_ids(conn, req.tenant_id, category_id=q.category_id))
-                ids = by_id if ids is None else ids & by_id
-            category_ids = tuple(sorted(ids or ()))
+        category_ids = await catalogue.category_filter(req.app[keys.DB], req.tenant_id, slug=q.category,
+                                                       category_id=q.category_id)
     search = None
     if q.search is not None:
         search = search_query(q.search)
@@ -151,56 +146,45 @@ async def _listing(req: Req, q: ProductsQuery) -> ProductListing:
 async def list_products(req: Req) -> Reply:
     """Filter, search and sort products. Relevance order when searching without a sort."""
     listing = await _listing(req, req.query)
-    async with req.app[keys.DB].connection() as conn:
-        items, total = await products.list_products(conn, req.principal, listing)
+    items, total = await catalogue.product_page(req.app[keys.DB], req.principal, listing)
     return Reply(v.ProductsPage(products=items), meta={"pagination": Pagination.of(total, listing.page, listing.page_size)})
 
 
 @routes.get("/products/{id}", response=v.ProductDetail, auth=OPTIONAL, policy="catalogue",
             errors=("PRODUCT_NOT_FOUND",), tag="Products", summary="Product details")
 async def get_product(req: Req) -> v.ProductDetail:
-    return await _detail(req, req.params["id"])
-
-
-async def _detail(req: Req, product_id: UUID) -> v.ProductDetail:
-    async with req.app[keys.DB].connection() as conn:
-        return await products.product_detail(conn, req.principal, product_id)
+    return await catalogue.product_detail(req.app[keys.DB], req.principal, req.params["id"])
 
 
 @routes.post("/products", body=NewProduct, response=v.ProductDetail, status=201, auth=REQUIRED,
-             permission="products:write", policy="catalogue", errors=("CONFLICT", "CATEGORY_NOT_FOUND"),
+             permission="products:write", policy="admin", errors=("CONFLICT", "CATEGORY_NOT_FOUND"),
              tag="Products", summary="Create a product")
 async def create_product(req: Req) -> v.ProductDetail:
     """Image URLs are stored as given; the server never fetches them."""
-    async with req.app[keys.DB].transaction() as conn:
-        product_id = await product_edits.create_product(conn, req.tenant_id, req.body,
-                                                        currency=req.app[keys.SETTINGS].currency)
-    return await _detail(req, product_id)
+    return await catalogue.create_product(req.app[keys.DB], req.principal, req.body,
+                                          currency=req.app[keys.SETTINGS].currency)
 
 
 @routes.patch("/products/{id}", body=ProductChanges, response=v.ProductDetail, auth=REQUIRED,
-              permission="products:write", policy="catalogue",
+              permission="products:write", policy="admin",
               errors=("PRODUCT_NOT_FOUND", "CONFLICT", "CATEGORY_NOT_FOUND"), tag="Products",
               summary="Change the supplied fields of a product")
 async def change_product(req: Req) -> v.ProductDetail:
-    async with req.app[keys.DB].transaction() as conn:
-        await product_edits.change_product(conn, req.tenant_id, req.params["id"], req.body)
-    return await _detail(req, req.params["id"])
+    return await catalogue.change_product(req.app[keys.DB], req.principal, req.params["id"], req.body)
 
 
-@routes.delete("/products/{id}", response=Deleted, auth=REQUIRED, permission="products:write", policy="catalogue",
+@routes.delete("/products/{id}", response=Deleted, auth=REQUIRED, permission="products:write", policy="admin",
                errors=("PRODUCT_NOT_FOUND",), tag="Products", summary="Soft-delete a product")
 async def delete_product(req: Req) -> Deleted:
     """Orders referencing the product are unaffected (they keep its name and sku)."""
-    async with req.app[keys.DB].transaction() as conn:
-        await product_edits.delete_product(conn, req.tenant_id, req.params["id"])
+    await catalogue.delete_product(req.app[keys.DB], req.tenant_id, req.params["id"])
     return Deleted(id=req.params["id"], deleted=True)
 
 
 # ----------------------------------------------------------------------------- categories
 
 @category_routes.get("/categories", query=CategoriesQuery, response=v.CategoriesPage, auth=OPTIONAL,
-                     policy="catalogue", tag="Categories", summary="Category tree")
+                     policy="categories", tag="Categories", summary="Category tree")
 async def list_categories(req: Req) -> v.CategoriesPage:
     """`parentId` (a UUID, or `null` for the roots) picks the level; each item carries its subtree."""
     raw = req.query.parent_id
@@ -210,9 +194,8 @@ async def list_categories(req: Req) -> v.CategoriesPage:
             parent = UUID(raw)
         except ValueError:
             raise ValidationError("Invalid query parameters.", details={"parentId": ["must be a UUID or null"]}) from None
-    async with req.app[keys.DB].connection() as conn:
-        tree = await categories.category_tree(conn, req.tenant_id, staff=_staff(req.principal), parent_id=parent,
-                                              include_products=req.query.include_products)
+    tree = await catalogue.category_tree(req.app[keys.DB], req.tenant_id, staff=_staff(req.principal),
+                                         parent_id=parent, include_products=req.query.include_products)
     return v.CategoriesPage(categories=tree)
 
 
@@ -221,61 +204,35 @@ def _staff(principal: Principal) -> bool:
 
 
 @category_routes.get("/categories/{id}", query=CategoryProductsQuery, response=v.CategoryDetail, auth=OPTIONAL,
-                     policy="catalogue", paginated=True, errors=("CATEGORY_NOT_FOUND",), tag="Categories",
+                     policy="categories", paginated=True, errors=("CATEGORY_NOT_FOUND",), tag="Categories",
                      summary="Category with its products")
 async def get_category(req: Req) -> Reply:
     q: CategoryProductsQuery = req.query
-    staff = _staff(req.principal)
-    tenant = req.tenant_id
-    async with req.app[keys.DB].connection() as conn:
-        row = await categories.category_row(conn, tenant, req.params["id"], staff=staff)
-        trail = [v.CategoryRef(id=a["id"], name=a["name"], slug=a["slug"])
-                 for a in await categories.ancestors(conn, tenant, row["id"])]
-        ids = await categories.subtree_ids(conn, tenant, category_id=row["id"])
-        listing = ProductListing(tenant_id=tenant, page=q.page, page_size=q.page_size, category_ids=ids,
-                                 sort=q.sort_by or q.sort, order=_order(q))
-        items, total = await products.list_products(conn, req.principal, listing)
-        detail = v.CategoryDetail(
-            id=row["id"], name=row["name"], slug=row["slug"], description=row["description"],
-            image_url=row["image_url"], parent=trail[-2] if len(trail) > 1 else None, breadcrumb=trail,
-            children=await categories.children_with_counts(conn, tenant, row["id"], staff),
-            products=items, filters=await categories.category_filters(conn, tenant, ids),
-            parent_id=row["parent_id"], level=row["level"], position=row["position"], is_active=row["is_active"])
+    detail, total = await catalogue.category_detail(req.app[keys.DB], req.principal, req.params["id"],
+                                                    staff=_staff(req.principal), page=q.page, page_size=q.page_size,
+                                                    sort=q.sort_by or q.sort, order=_order(q))
     return Reply(detail, meta={"pagination": Pagination.of(total, q.page, q.page_size)})
 
 
-async def _category(req: Req, category_id: UUID) -> v.Category:
-    async with req.app[keys.DB].connection() as conn:
-        row = await categories.category_row(conn, req.tenant_id, category_id, staff=True)
-        tree = await categories.category_tree(conn, req.tenant_id, staff=True, parent_id=row["parent_id"],
-                                              include_products=True)
-    return next(c for c in tree if c.id == category_id)
-
-
 @category_routes.post("/categories", body=NewCategory, response=v.Category, status=201, auth=REQUIRED,
-                      permission="categories:write", policy="catalogue", errors=("CONFLICT", "CATEGORY_NOT_FOUND"),
+                      permission="categories:write", policy="admin", errors=("CONFLICT", "CATEGORY_NOT_FOUND"),
                       tag="Categories", summary="Create a category")
 async def create_category(req: Req) -> v.Category:
-    async with req.app[keys.DB].transaction() as conn:
-        category_id = await categories.create_category(conn, req.tenant_id, req.body)
-    return await _category(req, category_id)
+    return await catalogue.create_category(req.app[keys.DB], req.tenant_id, req.body)
 
 
 @category_routes.patch("/categories/{id}", body=CategoryChanges, response=v.Category, auth=REQUIRED,
-                       permission="categories:write", policy="catalogue", errors=("CONFLICT", "CATEGORY_NOT_FOUND"),
+                       permission="categories:write", policy="admin", errors=("CONFLICT", "CATEGORY_NOT_FOUND"),
                        tag="Categories", summary="Change or move a category (never into its own subtree)")
 async def change_category(req: Req) -> v.Category:
-    async with req.app[keys.DB].transaction() as conn:
-        await categories.change_category(conn, req.tenant_id, req.params["id"], req.body)
-    return await _category(req, req.params["id"])
+    return await catalogue.change_category(req.app[keys.DB], req.tenant_id, req.params["id"], req.body)
 
 
 @category_routes.delete("/categories/{id}", response=Deleted, auth=REQUIRED, permission="categories:write",
-                        policy="catalogue", errors=("CONFLICT", "CATEGORY_NOT_FOUND"), tag="Categories",
+                        policy="admin", errors=("CONFLICT", "CATEGORY_NOT_FOUND"), tag="Categories",
                         summary="Delete an empty category")
 async def delete_category(req: Req) -> Deleted:
-    async with req.app[keys.DB].transaction() as conn:
-        await categories.delete_category(conn, req.tenant_id, req.params["id"])
+    await catalogue.delete_category(req.app[keys.DB], req.tenant_id, req.params["id"])
     return Deleted(id=req.params["id"], deleted=True)
 
 
@@ -293,43 +250,40 @@ async def list_reviews(req: Req) -> Reply:
     listing = reviews.ReviewListing(page=q.page, page_size=q.page_size, rating=q.rating,
                                     sort=q.sort_by or q.sort or "createdAt", order=_order(q) or "desc",
                                     status=q.status)
-    async with req.app[keys.DB].connection() as conn:
-        page, total = await reviews.list_reviews(conn, req.principal, req.params["id"], listing, moderator=moderator)
+    page, total = await catalogue.review_page(req.app[keys.DB], req.principal, req.params["id"], listing,
+                                              moderator=moderator)
     return Reply(page, meta={"pagination": Pagination.of(total, q.page, q.page_size)})
 
 
 @review_routes.post("/products/{id}/reviews", body=NewReview, response=v.CreatedReview, status=201, auth=REQUIRED,
-                    policy="orders", errors=("NOT_PURCHASED", "PRODUCT_NOT_FOUND", "ALREADY_REVIEWED"),
+                    policy="reviews", errors=("NOT_PURCHASED", "PRODUCT_NOT_FOUND", "ALREADY_REVIEWED", "FORBIDDEN"),
                     tag="Reviews", summary="Review a product you received")
 async def create_review(req: Req) -> v.CreatedReview:
     """Requires a DELIVERED order of yours containing the product. (Rate policy `orders`:
     the document gives review writes 100/min, the same budget.)"""
     auto = req.app[keys.SETTINGS].auto_publish_verified_reviews
-    async with req.app[keys.DB].transaction() as conn:
-        return await reviews.create_review(conn, req.principal, req.params["id"], req.body, auto_publish_verified=auto)
+    return await catalogue.create_review(req.app[keys.DB], req.principal, req.params["id"], req.body,
+                                         auto_publish_verified=auto)
 
 
 @review_routes.post("/products/{id}/reviews/{reviewId}/helpful", response=v.HelpfulVote, auth=REQUIRED,
-                    policy="orders", errors=("PRODUCT_NOT_FOUND", "REVIEW_NOT_FOUND"), tag="Reviews",
+                    policy="reviews", errors=("PRODUCT_NOT_FOUND", "REVIEW_NOT_FOUND", "FORBIDDEN"), tag="Reviews",
                     summary="Toggle your 'helpful' mark on a review")
 async def toggle_helpful(req: Req) -> v.HelpfulVote:
-    async with req.app[keys.DB].transaction() as conn:
-        return await reviews.toggle_helpful(conn, req.principal, req.params["id"], req.params["reviewId"])
+    return await catalogue.toggle_helpful(req.app[keys.DB], req.principal, req.params["id"], req.params["reviewId"])
 
 
-@review_routes.get("/reviews", query=ModerationQuery, response=v.ModeratedReviews, auth=REQUIRED,
+@review_routes.get("/reviews", policy="admin", query=ModerationQuery, response=v.ModeratedReviews, auth=REQUIRED,
                    permission="reviews:write", paginated=True, tag="Reviews", summary="Moderation queue")
 async def moderation_queue(req: Req) -> Reply:
     q: ModerationQuery = req.query
-    async with req.app[keys.DB].connection() as conn:
-        items, total = await reviews.moderation_queue(conn, req.principal, status=q.status, page=q.page,
-                                                      page_size=q.page_size)
+    items, total = await catalogue.moderation_queue(req.app[keys.DB], req.principal, status=q.status, page=q.page,
+                                                    page_size=q.page_size)
     return Reply(v.ModeratedReviews(reviews=items), meta={"pagination": Pagination.of(total, q.page, q.page_size)})
 
 
-@review_routes.patch("/reviews/{id}", body=ReviewModeration, response=v.Review, auth=REQUIRED,
+@review_routes.patch("/reviews/{id}", policy="admin", body=ReviewModeration, response=v.Review, auth=REQUIRED,
                      permission="reviews:write", errors=("REVIEW_NOT_FOUND",), tag="Reviews",
                      summary="Publish or reject a review; answer it")
 async def moderate_review(req: Req) -> v.Review:
-    async with req.app[keys.DB].transaction() as conn:
-        return await reviews.moderate_review(conn, req.principal, req.params["id"], req.body)
+    return await catalogue.moderate_review(req.app[keys.DB], req.principal, req.params["id"], req.body)

@@ -12,8 +12,8 @@ from typing import Annotated, Literal
 import msgspec
 
 from engine import coupons
-from engine.errors import ValidationError
-from engine.money import to_api
+from engine.domain.errors import ValidationError
+from engine.domain.money import to_api
 from web import keys
 from web.api import REQUIRED, Reply, Req, RouteTable
 from web.envelope import Pagination
@@ -24,7 +24,7 @@ coupon_routes = RouteTable()
 Amount = Decimal  # msgspec cannot bound a Decimal: `_amount` does
 _MAX_AMOUNT = Decimal("9999999999.99")  # numeric(12,2)
 Count = Annotated[int, msgspec.Meta(ge=1, le=1_000_000_000)]
-_COUPONS = dict(auth=REQUIRED, permission="coupons:write", tag="Coupons")
+_COUPONS = dict(auth=REQUIRED, permission="coupons:write", tag="Coupons", policy="admin")
 
 
 class CouponIn(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):

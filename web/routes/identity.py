@@ -16,8 +16,10 @@ import structlog
 from aiohttp import web
 from prometheus_client import Counter
 
-from engine.errors import Forbidden
-from engine.identity import accounts, api_keys
+from engine.domain.errors import Forbidden
+from engine.identity import accounts, api_keys, service
+from engine.identity.access import AccessChange, change_access
+from engine.identity.account_versions import AccountVersions
 from engine.identity.accounts import Account, Tenant
 from engine.identity.login_throttle import LoginThrottle
 from engine.identity.passwords import MAX_LENGTH, Passwords
@@ -25,7 +27,7 @@ from engine.identity.revocation import Revocations
 from engine.identity.sessions import Session, Sessions
 from engine.identity.tokens import TokenIssuer
 from web import keys
-from web.api import PUBLIC, REQUIRED, Reply, Req, RouteTable
+from web.api import PUBLIC, REQUIRED, ROUTES, Reply, Req, RouteTable
 from web.auth import SESSION_ID, Authenticator
 from web.envelope import Pagination
 from web.ratelimit import POLICIES, RedisRateLimiter, client_address
@@ -33,6 +35,8 @@ from web.ratelimit import POLICIES, RedisRateLimiter, client_address
 log = structlog.get_logger("identity")
 routes = RouteTable()
 SESSIONS = web.AppKey("identity_sessions", Sessions)
+VERSIONS = web.AppKey("account_versions", AccountVersions)
+TROUBLE: web.AppKey["_RedisTrouble"] = web.AppKey("identity_redis_trouble")
 
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
 Password = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_LENGTH)]
@@ -134,6 +138,13 @@ class PageQuery(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     page_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
 
 
+class AccessIn(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    role: Literal["customer", "partner", "staff"]
+    permissions: Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=64)]],
+                           msgspec.Meta(max_length=32)] = []
+    disabled: bool | None = None        # omitted: the account's state is left as it is
+
+
 class KycIn(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     kyc_status: Literal["NONE", "PENDING", "VERIFIED", "REJECTED"]
 
@@ -152,8 +163,7 @@ def _key_out(k: api_keys.ApiKey) -> ApiKeyOut:
 
 
 async def _auth_result(req: Req, account: Account, session: Session) -> AuthResult:
-    async with req.app[keys.DB].connection() as conn:
-        tenant = await accounts.tenant_by_id(conn, account.tenant_id)
+    tenant = await service.tenant(req.app[keys.DB], account.tenant_id)
     return AuthResult(access_token=session.access_token, refresh_token=session.refresh_token,
                       token_type="Bearer", expires_in=session.expires_in, user=_me(account, tenant))
 
@@ -166,7 +176,7 @@ def _require_staff(req: Req) -> None:
 
 # ----------------------------------------------------------------------------- sessions
 
-@routes.post("/auth/register", body=RegisterIn, response=AuthResult, status=201, auth=PUBLIC,
+@routes.post("/auth/register", policy="auth", body=RegisterIn, response=AuthResult, status=201, auth=PUBLIC,
              errors=("EMAIL_TAKEN",), tag="Auth", summary="Create a customer account and log in")
 async def register(req: Req) -> AuthResult:
     account, session = await req.app[SESSIONS].register(req.tenant_id, req.body.email, req.body.password,
@@ -174,7 +184,7 @@ async def register(req: Req) -> AuthResult:
     return await _auth_result(req, account, session)
 
 
-@routes.post("/auth/login", body=LoginIn, response=AuthResult, auth=PUBLIC,
+@routes.post("/auth/login", policy="auth", body=LoginIn, response=AuthResult, auth=PUBLIC,
              errors=("INVALID_CREDENTIALS", "RATE_LIMIT_EXCEEDED"), tag="Auth",
              summary="Exchange email and password for an access token and a refresh token")
 async def login(req: Req) -> AuthResult:
@@ -184,7 +194,7 @@ async def login(req: Req) -> AuthResult:
     return await _auth_result(req, account, session)
 
 
-@routes.post("/auth/refresh", body=RefreshIn, response=TokenPair, auth=PUBLIC, errors=("UNAUTHORIZED",),
+@routes.post("/auth/refresh", policy="auth", body=RefreshIn, response=TokenPair, auth=PUBLIC, errors=("UNAUTHORIZED",),
              tag="Auth", summary="Rotate a refresh token; reusing an old one revokes the session")
 async def refresh(req: Req) -> TokenPair:
     session = await req.app[SESSIONS].refresh(req.body.refresh_token, int(time.time()))
@@ -192,26 +202,24 @@ async def refresh(req: Req) -> TokenPair:
                      token_type="Bearer", expires_in=session.expires_in)
 
 
-@routes.delete("/auth/logout", response=LoggedOut, auth=REQUIRED, tag="Auth",
+@routes.delete("/auth/logout", policy="account", response=LoggedOut, auth=REQUIRED, tag="Auth",
                summary="Revoke the current access token and its refresh tokens")
 async def logout(req: Req) -> LoggedOut:
     await req.app[SESSIONS].logout(req.principal, req.request.get(SESSION_ID), int(time.time()))
     return LoggedOut(message="Logged out.")
 
 
-@routes.get("/me", response=Me, auth=REQUIRED, tag="Auth", summary="The current user")
+@routes.get("/me", policy="account", response=Me, auth=REQUIRED, tag="Auth", summary="The current user")
 async def me(req: Req) -> Me:
     if req.principal.user_id is None:
         raise Forbidden("An API key has no user.")
-    async with req.app[keys.DB].connection() as conn:
-        account = await accounts.get(conn, req.tenant_id, req.principal.user_id)
-        tenant = await accounts.tenant_by_id(conn, req.tenant_id)
+    account, tenant = await service.account_and_tenant(req.app[keys.DB], req.tenant_id, req.principal.user_id)
     return _me(account, tenant)
 
 
 # ----------------------------------------------------------------------------- staff
 
-@routes.post("/api-keys", body=ApiKeyIn, response=ApiKeyCreated, status=201, auth=REQUIRED,
+@routes.post("/api-keys", policy="admin", body=ApiKeyIn, response=ApiKeyCreated, status=201, auth=REQUIRED,
              permission="api_keys:write", tag="API keys",
              summary="Create an API key (its plaintext is shown once, in this answer)")
 async def create_key(req: Req) -> ApiKeyCreated:
@@ -219,39 +227,46 @@ async def create_key(req: Req) -> ApiKeyCreated:
     scopes = api_keys.check_scopes(req.body.scopes)
     if not req.principal.can("*") and not scopes <= req.principal.permissions:
         raise Forbidden("A key cannot carry scopes its creator does not hold.")
-    async with req.app[keys.DB].transaction() as conn:
-        key, plaintext = await api_keys.create(conn, req.tenant_id, req.body.name.strip(), scopes,
-                                               req.body.plan, req.principal.user_id)
+    key, plaintext = await service.create_key(req.app[keys.DB], req.tenant_id, req.body.name.strip(), scopes,
+                                            req.body.plan, req.principal.user_id)
     return ApiKeyCreated(**msgspec.structs.asdict(_key_out(key)), key=plaintext)
 
 
-@routes.get("/api-keys", query=PageQuery, response=ApiKeyList, auth=REQUIRED, permission="api_keys:read",
+@routes.get("/api-keys", policy="admin", query=PageQuery, response=ApiKeyList, auth=REQUIRED, permission="api_keys:read",
             paginated=True, tag="API keys", summary="List the tenant's API keys")
 async def list_keys(req: Req) -> Reply:
     _require_staff(req)
     q = req.query
-    async with req.app[keys.DB].connection() as conn:
-        found, total = await api_keys.page(conn, req.tenant_id, q.page_size, (q.page - 1) * q.page_size)
+    found, total = await service.key_page(req.app[keys.DB], req.tenant_id, page=q.page, page_size=q.page_size)
     return Reply(ApiKeyList(api_keys=[_key_out(k) for k in found]),
                  meta={"pagination": Pagination.of(total, q.page, q.page_size)})
 
 
-@routes.delete("/api-keys/{id}", response=ApiKeyOut, auth=REQUIRED, permission="api_keys:write",
+@routes.delete("/api-keys/{id}", policy="admin", response=ApiKeyOut, auth=REQUIRED, permission="api_keys:write",
                errors=("API_KEY_NOT_FOUND",), tag="API keys", summary="Revoke an API key at once")
 async def revoke_key(req: Req) -> ApiKeyOut:
     _require_staff(req)
-    async with req.app[keys.DB].transaction() as conn:
-        return _key_out(await api_keys.revoke(conn, req.tenant_id, req.params["id"]))
+    return _key_out(await service.revoke_key(req.app[keys.DB], req.tenant_id, req.params["id"]))
 
 
-@routes.patch("/admin/users/{id}/kyc", body=KycIn, response=Me, auth=REQUIRED, permission="users:write",
+@routes.patch("/admin/users/{id}/kyc", policy="admin", body=KycIn, response=Me, auth=REQUIRED, permission="users:write",
               errors=("USER_NOT_FOUND",), tag="Users", summary="Record a KYC decision for a user")
 async def set_kyc(req: Req) -> Me:
     _require_staff(req)
-    async with req.app[keys.DB].transaction() as conn:
-        account = await accounts.set_kyc_status(conn, req.tenant_id, req.params["id"], req.body.kyc_status)
-        tenant = await accounts.tenant_by_id(conn, req.tenant_id)
+    account, tenant = await service.record_kyc(req.app[keys.DB], req.tenant_id, req.params["id"], req.body.kyc_status)
     return _me(account, tenant)
+
+
+@routes.patch("/admin/users/{id}/access", policy="admin", body=AccessIn, response=Me, auth=REQUIRED, permission="users:write",
+              errors=("USER_NOT_FOUND", "VALIDATION_ERROR", "FORBIDDEN"), tag="Users",
+              summary="Change a user's role, staff permissions or disabled state; takes effect on their next request")
+async def set_access(req: Req) -> Me:
+    _require_staff(req)
+    change = AccessChange(req.body.role, frozenset(req.body.permissions), req.body.disabled)
+    account, _ = await change_access(req.app[keys.DB], req.app[VERSIONS], req.tenant_id, req.params["id"], change,
+                                     caller_permissions=req.principal.permissions,
+                                     on_redis_down=req.app[TROUBLE].identity)
+    return _me(account, await service.tenant(req.app[keys.DB], req.tenant_id))
 
 
 # ----------------------------------------------------------------------------- wiring
@@ -290,10 +305,14 @@ class _RedisTrouble:
 
 
 def _check_policies(app: web.Application) -> None:
-    """A route naming an unknown policy is a programming error: refuse to start."""
-    unknown = {s.policy for t in app[keys.ROUTES] for s in t.specs if s.policy and s.policy not in POLICIES}
+    """A route naming an unknown policy, or none, is a programming error: refuse to start."""
+    specs = [s for t in app[ROUTES] for s in t.specs]
+    unknown = {p for s in specs for p in (s.policy, s.user_policy) if p and p not in POLICIES}
     if unknown:
         raise RuntimeError(f"unknown rate-limit policies {sorted(unknown)}; known: {', '.join(POLICIES)}")
+    undeclared = [f"{s.method} {s.full_path}" for s in specs if s.policy is None]
+    if undeclared:
+        raise RuntimeError(f"routes without a rate-limit policy: {', '.join(undeclared)}")
 
 
 async def _identity_resources(app: web.Application) -> AsyncIterator[None]:
@@ -302,10 +321,13 @@ async def _identity_resources(app: web.Application) -> AsyncIterator[None]:
     trouble = _RedisTrouble(app[keys.METRICS])
     tokens = TokenIssuer(settings)
     revocations = Revocations(redis, settings.redis_prefix, settings.access_token_ttl)
-    app[keys.AUTH] = Authenticator(settings, db, tokens, revocations, trouble.identity)
+    versions = AccountVersions(redis, settings.redis_prefix, settings.account_version_ttl)
+    app[VERSIONS], app[TROUBLE] = versions, trouble
+    app[keys.AUTH] = Authenticator(settings, db, tokens, revocations, trouble.identity, versions)
     if settings.rate_limit_enabled:
         app[keys.LIMITER] = RedisRateLimiter(settings, redis, trouble.fail_open, trouble.refused)
-    throttle = LoginThrottle(redis, settings.redis_prefix, settings.login_max_failures, settings.login_failure_window)
+    throttle = LoginThrottle(redis, settings.redis_prefix, settings.login_max_failures, settings.login_failure_window,
+                             settings.login_max_address_failures)
     app[SESSIONS] = Sessions(settings, db, tokens, Passwords(), revocations, throttle, trouble.identity)
     yield
 

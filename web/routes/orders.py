@@ -1,38 +1,37 @@
 """Checkout and orders: `POST /cart/checkout`, `POST /orders` (platform), order list and
 detail, status changes, cancel. Thin: parse, call engine.checkout / engine.orders, render.
 
-`setup` installs the per-product stock actors (engine.stock.StockService) and their metrics.
-Checkout runs inside the user's actor (web.routes.cart.USER_ACTORS) so one process
-serialises one user's checkouts; money-moving POSTs honour Idempotency-Key (web.idempotency).
+Checkout runs inside the user's actor and reserves through the product actors (both started
+by web.resources), so one process serialises one user's checkouts; money-moving POSTs honour
+Idempotency-Key (web.idempotency).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Annotated, Any, AsyncIterator, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
 from aiohttp import web
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from engine import checkout as engine_checkout
 from engine import orders as engine_orders
+from engine.clock import utc_now
 from engine.checkout import ItemRequest, OrderRequest, PlacedOrder
-from engine.errors import Forbidden, ValidationError
+from engine.domain.errors import Forbidden, ValidationError
 from engine.idempotency import ResponseSlot
-from engine.money import money, to_api
-from engine.order_status import OrderStatus, can_cancel, can_refund, parse_status
-from engine.stock import StockService
+from engine.domain.address import PostalAddress
+from engine.domain.money import to_api
+from engine.domain.order_status import OrderStatus, can_cancel, can_refund, parse_status
 from web import keys
 from web.api import REQUIRED, Reply, Req, RouteTable
 from web.envelope import Pagination
 from web.idempotency import idempotent
-from web.routes.cart import USER_ACTORS
+from web.resources import STOCK, USER_ACTORS
 
 routes = RouteTable()
-STOCK = web.AppKey("stock_service", StockService)
 
 Money = Decimal
 Text = Annotated[str, msgspec.Meta(max_length=1000)]
@@ -40,58 +39,13 @@ CouponCode = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 PaymentMethod = Literal["CARD", "BANK_TRANSFER", "EWALLET", "BALANCE"]
 
 
-# ----------------------------------------------------------------------------- wiring
-
-def setup(app: web.Application) -> None:
-    app.cleanup_ctx.append(_stock_actors)
-
-
-async def _stock_actors(app: web.Application) -> AsyncIterator[None]:
-    settings = app[keys.SETTINGS]
-    service = StockService(app[keys.DB], settings)
-    app[STOCK] = service
-    await service.start()
-    app[keys.METRICS].add_collector(lambda: _actor_metrics(app))
-    try:
-        yield
-    finally:
-        await service.shutdown(settings.shutdown_grace)
-
-
-def _actor_metrics(app: web.Application) -> list[Any]:
-    """Product actors (kind="product") and, when the cart feature installed them, user actors
-    (kind="user"): one set of metric names for every actor registry of the process."""
-    registries = [("product", app[STOCK].stats())]
-    if USER_ACTORS in app:
-        registries.append(("user", app[USER_ACTORS].stats()))
-    labels = ["kind"]
-    live = GaugeMetricFamily("actors_live", "Live actors", labels=labels)
-    depth = GaugeMetricFamily("actor_mailbox_depth", "Messages waiting in actor mailboxes", labels=labels)
-    evicted = CounterMetricFamily("actor_evictions", "Idle actors evicted", labels=labels)
-    crashed = CounterMetricFamily("actor_crashes", "Actors that crashed", labels=labels)
-    hist = HistogramMetricFamily("actor_batch_size", "Messages per actor batch", labels=labels)
-    for kind, s in registries:
-        live.add_metric([kind], s.live_actors)
-        depth.add_metric([kind], s.mailbox_depth)
-        evicted.add_metric([kind], s.evicted)
-        crashed.add_metric([kind], s.crashed)
-        buckets, running = [], 0
-        for bound, count in s.batch_sizes:
-            running += count
-            buckets.append(("+Inf" if bound == float("inf") else str(int(bound)), running))
-        hist.add_metric([kind], buckets, s.messages)
-    return [live, depth, evicted, crashed, hist]
-
+# ----------------------------------------------------------------------------- helpers
 
 def _checkout_timeout(app: web.Application) -> float:
     # The user actor must outwait the stock actors and the order transaction inside it, or a
     # caller could hear 503 for a checkout that then succeeds.
     settings = app[keys.SETTINGS]
     return 2 * settings.actor_ask_timeout + settings.db_command_timeout
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 # ----------------------------------------------------------------------------- shapes
@@ -322,7 +276,8 @@ def _order_request(body: Any) -> OrderRequest:
 
 CHECKOUT_ERRORS = ("VALIDATION_ERROR", "CART_EMPTY", "ITEMS_UNAVAILABLE", "INSUFFICIENT_STOCK", "INVALID_ADDRESS",
                    "INVALID_SHIPPING_METHOD", "INVALID_COUPON", "KYC_REQUIRED", "INSUFFICIENT_BALANCE",
-                   "IDEMPOTENCY_KEY_REUSED", "CONFLICT", "RATE_LIMIT_EXCEEDED", "SERVICE_UNAVAILABLE")
+                   "IDEMPOTENCY_KEY_REUSED", "CONFLICT", "RATE_LIMIT_EXCEEDED", "SERVICE_UNAVAILABLE",
+                   "TOO_MANY_UNPAID_ORDERS")
 
 
 # ----------------------------------------------------------------------------- handlers
@@ -340,7 +295,7 @@ async def checkout(req: Req) -> web.StreamResponse:
     async def run(slot: ResponseSlot | None) -> CheckoutResponse:
         placed = await app[USER_ACTORS].run(user_id, lambda: engine_checkout.checkout(
             app[keys.DB], app[STOCK], app[keys.SETTINGS], tenant_id=req.tenant_id, user_id=user_id,
-            request=request, actor=req.principal.scope, now=_now(),
+            request=request, actor=req.principal.scope, now=utc_now(),
             respond=None if slot is None else slot.converting(_placed)), timeout=_checkout_timeout(app))
         return _placed(placed)
 
@@ -350,7 +305,7 @@ async def checkout(req: Req) -> web.StreamResponse:
 # The platform document's endpoint: its budget is the API key plan's (and the order operations'
 # 100/min for users), not the storefront's 2/min for the cart checkout button.
 @routes.post("/orders", body=CreateOrderRequest, response=CheckoutResponse, status=201, auth=REQUIRED,
-             policy="orders", idempotent=True,
+             policy="orders", user_policy="financial", idempotent=True,
              errors=CHECKOUT_ERRORS + ("PRODUCT_NOT_FOUND", "VARIANT_NOT_FOUND", "USER_NOT_FOUND",
                                        "MAX_QUANTITY_EXCEEDED", "FORBIDDEN"),
              tag="Orders", summary="Create an order from items (for yourself, or for a customer with orders:write)")
@@ -371,8 +326,9 @@ async def create_order(req: Req) -> web.StreamResponse:
     async def run(slot: ResponseSlot | None) -> CheckoutResponse:
         placed = await app[USER_ACTORS].run(user_id, lambda: engine_checkout.place_order(
             app[keys.DB], app[STOCK], app[keys.SETTINGS], tenant_id=req.tenant_id, user_id=user_id,
-            items=items, request=request, actor=principal.scope, now=_now(),
-            respond=None if slot is None else slot.converting(_placed)), timeout=_checkout_timeout(app))
+            items=items, request=request, actor=principal.scope, now=utc_now(),
+            respond=None if slot is None else slot.converting(_placed),
+            limit_unpaid=user_id == principal.user_id), timeout=_checkout_timeout(app))
         return _placed(placed)
 
     return await idempotent(req, run, status=201, stores_response=True)
@@ -403,51 +359,47 @@ async def list_orders(req: Req) -> Reply:
     rows, total = await engine_orders.list_orders(
         req.app[keys.DB], req.principal, engine_orders.OrderFilter(status, created_from, created_to),
         page=q.page, page_size=q.page_size)
-    orders = [OrderSummary(id=str(r["id"]), order_number=r["order_number"], status=r["status"],
-                           payment_status=r["payment_status"], item_count=r["item_count"], total=to_api(r["total"]),
-                           currency=r["currency"], created_at=r["created_at"], updated_at=r["updated_at"])
+    orders = [OrderSummary(id=str(r.id), order_number=r.order_number, status=r.status,
+                           payment_status=r.payment_status, item_count=r.item_count, total=to_api(r.total),
+                           currency=r.currency, created_at=r.created_at, updated_at=r.updated_at)
               for r in rows]
     return Reply(OrdersResponse(orders=orders), meta={"pagination": Pagination.of(total, q.page, q.page_size)})
 
 
+def _address(a: PostalAddress) -> ShippingAddress:
+    return ShippingAddress(recipient_name=a.recipient_name, street=a.street, city=a.city, region=a.region,
+                           country=a.country, postal_code=a.postal_code, phone=a.phone)
+
+
 def _detail(d: engine_orders.OrderDetail, refund_period_days: int) -> OrderDetailResponse:
     o = d.order
-    ship = o["shipping_address"]
-    bill = o["billing_address"]
-    method = o["shipping_method"] or {}
-    status = OrderStatus(o["status"])
+    bill = o.billing_address
+    status = OrderStatus(o.status)
     return OrderDetailResponse(
-        id=str(o["id"]), order_number=o["order_number"], status=o["status"], payment_status=o["payment_status"],
-        items=[OrderItem(id=str(i["id"]), product=ItemProduct(id=str(i["product_id"]), name=i["product_name"],
-                                                              sku=i["sku"], thumbnail_url=i["thumbnail_url"]),
-                         variant_id=str(i["variant_id"]) if i["variant_id"] else None,
-                         variant_attributes=i["variant_attributes"], quantity=i["quantity"],
-                         unit_price=to_api(i["unit_price"]), total_price=to_api(i["total_price"]))
+        id=str(o.id), order_number=o.order_number, status=o.status, payment_status=o.payment_status,
+        items=[OrderItem(id=str(i.id), product=ItemProduct(id=str(i.product_id), name=i.product_name,
+                                                           sku=i.sku, thumbnail_url=i.thumbnail_url),
+                         variant_id=str(i.variant_id) if i.variant_id else None,
+                         variant_attributes=i.variant_attributes, quantity=i.quantity,
+                         unit_price=to_api(i.unit_price), total_price=to_api(i.total_price))
                for i in d.items],
-        pricing=Pricing(subtotal=to_api(o["subtotal"]), discount=to_api(o["discount"]), shipping=to_api(o["shipping"]),
-                        tax=to_api(o["tax"]), total=to_api(o["total"]), currency=o["currency"]),
-        shipping_address=ShippingAddress(
-            recipient_name=ship.get("recipientName", ""), street=ship.get("street", ""), city=ship.get("city", ""),
-            region=ship.get("region", ""), country=ship.get("country", ""), postal_code=ship.get("postalCode", ""),
-            phone=ship.get("phone")),
+        pricing=Pricing(subtotal=to_api(o.subtotal), discount=to_api(o.discount), shipping=to_api(o.shipping),
+                        tax=to_api(o.tax), total=to_api(o.total), currency=o.currency),
+        shipping_address=_address(o.shipping_address),
         billing_address=None if bill is None else BillingAddress(
-            street=bill.get("street", ""), city=bill.get("city", ""), region=bill.get("region", ""),
-            country=bill.get("country", ""), postal_code=bill.get("postalCode", "")),
-        shipping_method=ShippingMethodView(
-            name=method.get("name", ""), carrier=method.get("carrier"),
-            estimated_delivery=o["estimated_delivery"].isoformat() if o["estimated_delivery"] else
-            method.get("estimatedDelivery")),
-        payment=PaymentView(method=o["payment_method"], transaction_id=o["transaction_id"], paid_at=o["paid_at"]),
-        applied_coupons=[CouponView(code=c["code"], discount=to_api(money(c["discount"])))
-                         for c in (o["applied_coupons"] or [])],
-        notes=o["notes"],
-        status_history=[HistoryEntry(status=h["status"], changed_at=h["changed_at"], note=h["note"])
-                        for h in d.history],
+            street=bill.street, city=bill.city, region=bill.region, country=bill.country,
+            postal_code=bill.postal_code),
+        shipping_method=ShippingMethodView(name=o.shipping_method_name, carrier=o.carrier,
+                                           estimated_delivery=o.estimated_delivery),
+        payment=PaymentView(method=o.payment_method, transaction_id=o.transaction_id, paid_at=o.paid_at),
+        applied_coupons=[CouponView(code=c.code, discount=to_api(c.discount)) for c in o.applied_coupons],
+        notes=o.notes,
+        status_history=[HistoryEntry(status=h.status, changed_at=h.changed_at, note=h.note) for h in d.history],
         can_cancel=can_cancel(status),
-        can_refund=can_refund(status, o["delivered_at"], _now(), refund_period_days)
-        and o["refunded_amount"] < o["total"],
-        created_at=o["created_at"], updated_at=o["updated_at"], refunded_amount=to_api(o["refunded_amount"]),
-        expires_at=o["expires_at"])
+        can_refund=can_refund(status, o.delivered_at, utc_now(), refund_period_days)
+        and o.refunded_amount < o.total,
+        created_at=o.created_at, updated_at=o.updated_at, refunded_amount=to_api(o.refunded_amount),
+        expires_at=o.expires_at)
 
 
 @routes.get("/orders/{id}", response=OrderDetailResponse, auth=REQUIRED, policy="orders",

@@ -14,8 +14,9 @@ import msgspec
 from aiohttp import web
 
 from engine import refunds
-from engine.errors import Forbidden, ValidationError
-from engine.money import to_api
+from engine.clock import utc_now
+from engine.domain.errors import Forbidden, ValidationError
+from engine.domain.money import to_api
 from web import keys
 from web.api import REQUIRED, Reply, Req, RouteTable
 from web.envelope import Pagination
@@ -27,10 +28,6 @@ Money = Decimal
 _MAX_MONEY = Decimal("9999999999.99")
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 Status = Literal["PENDING_REVIEW", "APPROVED", "REJECTED", "COMPLETED", "FAILED"]
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def _text(value: str | None, name: str, *, required: bool = False) -> str | None:
@@ -112,19 +109,19 @@ class RejectIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
 
 
 def _items(view: refunds.RefundView) -> list[RefundItemOut]:
-    return [RefundItemOut(item_id=str(i["item_id"]), product_name=i["product_name"], quantity=i["quantity"],
-                          amount=to_api(i["amount"])) for i in view.items]
+    return [RefundItemOut(item_id=str(i.item_id), product_name=i.product_name, quantity=i.quantity,
+                          amount=to_api(i.amount)) for i in view.items]
 
 
 def _staff(view: refunds.RefundView) -> StaffRefundOut:
     r = view.request
     return StaffRefundOut(
-        id=str(r["id"]), order_id=str(r["order_id"]), order_number=r["order_number"], user_id=str(r["user_id"]),
-        status=r["status"], reason=r["reason"], description=r["description"],
-        requested_amount=to_api(r["requested_amount"]), approved_amount=to_api(r["approved_amount"]),
-        refunded_amount=to_api(r["refunded_amount"]), items=_items(view), review_note=r["review_note"],
-        failure=r["failure"], created_at=r["created_at"], reviewed_at=r["reviewed_at"],
-        completed_at=r["completed_at"])
+        id=str(r.id), order_id=str(r.order_id), order_number=r.order_number, user_id=str(r.user_id),
+        status=r.status, reason=r.reason, description=r.description,
+        requested_amount=to_api(r.requested_amount), approved_amount=to_api(r.approved_amount),
+        refunded_amount=to_api(r.refunded_amount), items=_items(view), review_note=r.review_note,
+        failure=r.failure, created_at=r.created_at, reviewed_at=r.reviewed_at,
+        completed_at=r.completed_at)
 
 
 # ----------------------------------------------------------------------------- customer
@@ -142,19 +139,19 @@ async def request_refund(req: Req) -> web.StreamResponse:
     async def run() -> RefundResponse:
         view = await refunds.request_refund(
             req.app[keys.DB], req.principal, req.params["id"], reason=reason, item_ids=b.item_ids,
-            description=description, refund_period_days=req.app[keys.SETTINGS].refund_period_days, now=_now())
+            description=description, refund_period_days=req.app[keys.SETTINGS].refund_period_days, now=utc_now())
         r = view.request
         return RefundResponse(
-            refund_request_id=str(r["id"]), order_id=str(r["order_id"]), order_number=r["order_number"],
-            status=r["status"], requested_amount=to_api(r["requested_amount"]), items=_items(view),
-            message="Refund request submitted. You will be notified once reviewed.", created_at=r["created_at"])
+            refund_request_id=str(r.id), order_id=str(r.order_id), order_number=r.order_number,
+            status=r.status, requested_amount=to_api(r.requested_amount), items=_items(view),
+            message="Refund request submitted. You will be notified once reviewed.", created_at=r.created_at)
 
     return await idempotent(req, run, status=201)
 
 
 # ----------------------------------------------------------------------------- staff
 
-@routes.get("/admin/refunds", query=RefundsQuery, response=RefundsResponse, auth=REQUIRED, paginated=True,
+@routes.get("/admin/refunds", policy="admin", query=RefundsQuery, response=RefundsResponse, auth=REQUIRED, paginated=True,
             errors=("VALIDATION_ERROR", "FORBIDDEN"), tag="Refunds",
             summary="Staff: refund requests, newest first (orders:read or orders:write)")
 async def list_refunds(req: Req) -> Reply:
@@ -167,21 +164,21 @@ async def list_refunds(req: Req) -> Reply:
                  meta={"pagination": Pagination.of(total, q.page, q.page_size)})
 
 
-@routes.post("/admin/refunds/{id}/approve", body=ApproveIn, response=StaffRefundOut, auth=REQUIRED,
+@routes.post("/admin/refunds/{id}/approve", policy="admin", body=ApproveIn, response=StaffRefundOut, auth=REQUIRED,
              permission="orders:write",
              errors=("VALIDATION_ERROR", "REFUND_NOT_FOUND", "CONFLICT", "FORBIDDEN"), tag="Refunds",
              summary="Staff: approve a request (optionally a smaller amount); a job then refunds it")
 async def approve_refund(req: Req) -> StaffRefundOut:
     view = await refunds.approve(req.app[keys.DB], req.principal, req.params["id"], amount=req.body.amount,
-                                 note=_text(req.body.note, "note"), now=_now())
+                                 note=_text(req.body.note, "note"), now=utc_now())
     return _staff(view)
 
 
-@routes.post("/admin/refunds/{id}/reject", body=RejectIn, response=StaffRefundOut, auth=REQUIRED,
+@routes.post("/admin/refunds/{id}/reject", policy="admin", body=RejectIn, response=StaffRefundOut, auth=REQUIRED,
              permission="orders:write",
              errors=("VALIDATION_ERROR", "REFUND_NOT_FOUND", "CONFLICT", "FORBIDDEN"), tag="Refunds",
              summary="Staff: reject a request with a reason")
 async def reject_refund(req: Req) -> StaffRefundOut:
     view = await refunds.reject(req.app[keys.DB], req.principal, req.params["id"],
-                                reason=_text(req.body.reason, "reason", required=True), now=_now())
+                                reason=_text(req.body.reason, "reason", required=True), now=utc_now())
     return _staff(view)

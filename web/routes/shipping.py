@@ -14,9 +14,10 @@ import msgspec
 
 from engine import shipping as service
 from engine import tracking
+from engine.clock import utc_now
 from engine.carrier import carrier_for
-from engine.errors import ValidationError
-from engine.money import to_api
+from engine.domain.errors import ValidationError
+from engine.domain.money import to_api
 from web import keys
 from web.api import OPTIONAL, REQUIRED, Req, RouteTable
 
@@ -28,11 +29,7 @@ Country = Annotated[str, msgspec.Meta(max_length=8)]        # the shape is check
 PostalCode = Annotated[str, msgspec.Meta(max_length=32)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Days = Annotated[int, msgspec.Meta(ge=0, le=365)]
-_STAFF = dict(auth=REQUIRED, permission="shipping:write", tag="Shipping")
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+_STAFF = dict(auth=REQUIRED, permission="shipping:write", tag="Shipping", policy="admin")
 
 
 def _number(value: Decimal | int) -> Decimal | int:
@@ -132,7 +129,7 @@ class CalculateShippingResponse(msgspec.Struct, rename="camel"):
 
 
 @routes.get("/shipping/methods", query=MethodsQuery, response=ShippingMethodsResponse, auth=OPTIONAL,
-            policy="catalogue", errors=("VALIDATION_ERROR", "SHIPPING_NOT_AVAILABLE", "CART_NOT_FOUND"),
+            policy="shipping", errors=("VALIDATION_ERROR", "SHIPPING_NOT_AVAILABLE", "CART_NOT_FOUND"),
             tag="Shipping", summary="Shipping methods serving a destination")
 async def list_methods(req: Req) -> ShippingMethodsResponse:
     q = req.query
@@ -148,7 +145,7 @@ async def list_methods(req: Req) -> ShippingMethodsResponse:
 
 
 @routes.post("/shipping/calculate", body=CalculateShippingRequest, response=CalculateShippingResponse,
-             auth=OPTIONAL, policy="catalogue",
+             auth=OPTIONAL, policy="shipping",
              errors=("VALIDATION_ERROR", "INVALID_DESTINATION", "PRODUCT_NOT_FOUND", "CART_NOT_FOUND"),
              tag="Shipping", summary="Shipping options, prices and dates for items or a cart")
 async def calculate(req: Req) -> CalculateShippingResponse:
@@ -158,7 +155,7 @@ async def calculate(req: Req) -> CalculateShippingResponse:
     items = None if b.items is None else [service.ItemRequest(i.product_id, i.quantity, i.variant_id) for i in b.items]
     parcel, options = await service.calculate(
         req.app[keys.DB], req.tenant_id, b.destination.country, b.destination.postal_code, items=items,
-        user_id=req.principal.user_id, cart_id=b.cart_id, today=_now().date())
+        user_id=req.principal.user_id, cart_id=b.cart_id, today=utc_now().date())
     return CalculateShippingResponse(
         destination=DestinationOut(country=b.destination.country, postal_code=b.destination.postal_code),
         package=PackageOut(total_weight=parcel.weight_grams, dimensions=Dimensions(
@@ -276,17 +273,14 @@ def _stored(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _staff_method(row: Any) -> StaffMethodOut:
+def _staff_method(m: service.StaffMethod) -> StaffMethodOut:
     return StaffMethodOut(
-        id=str(row["id"]), name=row["name"], carrier=row["carrier"], description=row["description"],
-        min_days=row["min_days"], max_days=row["max_days"], currency=row["currency"],
-        free_threshold=to_api(row["free_threshold"]),
-        zones=[ZoneOut(countries=list(z.get("countries") or []),
-                       postal_ranges=[[str(a), str(b)] for a, b in (z.get("postalRanges") or [])])
-               for z in row["zones"] or []],
-        weight_bands=[BandOut(max_grams=b.get("maxGrams"), price=to_api(Decimal(str(b["price"]))))
-                      for b in row["weight_bands"] or []],
-        active=row["active"], position=row["position"], created_at=row["created_at"])
+        id=str(m.id), name=m.name, carrier=m.carrier, description=m.description, min_days=m.min_days,
+        max_days=m.max_days, currency=m.currency, free_threshold=to_api(m.free_threshold),
+        zones=[ZoneOut(countries=list(z.countries), postal_ranges=[[a, b] for a, b in z.postal_ranges])
+               for z in m.zones],
+        weight_bands=[BandOut(max_grams=b.max_grams, price=to_api(b.price)) for b in m.weight_bands],
+        active=m.active, position=m.position, created_at=m.created_at)
 
 
 @routes.get("/admin/shipping/methods", response=StaffMethodsResponse, errors=("FORBIDDEN",),
@@ -303,8 +297,7 @@ async def create_method(req: Req) -> StaffMethodOut:
     values = {f: getattr(req.body, f) for f in req.body.__struct_fields__}
     if values["currency"] is None:
         values["currency"] = req.app[keys.SETTINGS].currency
-    row = await service.create_method(req.app[keys.DB], req.tenant_id, _stored(values))
-    return _staff_method(row)
+    return _staff_method(await service.create_method(req.app[keys.DB], req.tenant_id, _stored(values)))
 
 
 @routes.patch("/shipping/methods/{id}", body=MethodPatch, response=StaffMethodOut,
@@ -312,8 +305,8 @@ async def create_method(req: Req) -> StaffMethodOut:
               summary="Staff: change a shipping method, its zones or its weight bands", **_STAFF)
 async def update_method(req: Req) -> StaffMethodOut:
     changes = {f: v for f in req.body.__struct_fields__ if (v := getattr(req.body, f)) is not msgspec.UNSET}
-    row = await service.update_method(req.app[keys.DB], req.tenant_id, req.params["id"], _stored(changes))
-    return _staff_method(row)
+    return _staff_method(await service.update_method(req.app[keys.DB], req.tenant_id, req.params["id"],
+                                                     _stored(changes)))
 
 
 @routes.delete("/shipping/methods/{id}", response=Deleted, errors=("SHIPPING_METHOD_NOT_FOUND", "FORBIDDEN"),
@@ -353,12 +346,12 @@ class TrackingResponse(msgspec.Struct, rename="camel"):
 def _tracking(t: tracking.Tracking) -> TrackingResponse:
     o = t.order
     return TrackingResponse(
-        order_id=str(o["id"]), order_number=o["order_number"], status=o["status"], carrier=o["carrier"],
-        tracking_number=o["tracking_number"], tracking_url=o["tracking_url"],
-        estimated_delivery=o["estimated_delivery"].isoformat() if o["estimated_delivery"] else None,
-        events=[TrackingEventOut(status=e["status"], location=e["location"], description=e["description"],
-                                 timestamp=e["occurred_at"]) for e in t.events],
-        shipped_at=o["shipped_at"], delivered_at=o["delivered_at"])
+        order_id=str(o.order_id), order_number=o.order_number, status=o.status, carrier=o.carrier,
+        tracking_number=o.tracking_number, tracking_url=o.tracking_url,
+        estimated_delivery=o.estimated_delivery.isoformat() if o.estimated_delivery else None,
+        events=[TrackingEventOut(status=e.status, location=e.location, description=e.description,
+                                 timestamp=e.occurred_at) for e in t.events],
+        shipped_at=o.shipped_at, delivered_at=o.delivered_at)
 
 
 @routes.post("/admin/orders/{id}/ship", body=ShipRequest, response=TrackingResponse, auth=REQUIRED,
@@ -368,7 +361,7 @@ def _tracking(t: tracking.Tracking) -> TrackingResponse:
 async def ship_order(req: Req) -> TrackingResponse:
     db = req.app[keys.DB]
     await tracking.ship_order(db, req.principal, req.params["id"], carrier_for(req.body.carrier),
-                              carrier_name=req.body.carrier, tracking_number=req.body.tracking_number, now=_now())
+                              carrier_name=req.body.carrier, tracking_number=req.body.tracking_number, now=utc_now())
     return _tracking(await tracking.get_tracking(db, req.principal, req.params["id"]))
 
 

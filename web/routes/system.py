@@ -27,12 +27,12 @@ class Readiness(msgspec.Struct):
     redis: bool
 
 
-@routes.get("/healthz", auth=NONE, response=Health, tag="System", summary="Process is alive")
+@routes.get("/healthz", policy="unlimited", auth=NONE, response=Health, tag="System", summary="Process is alive")
 async def healthz(req: Req) -> Health:
     return Health(status="ok")
 
 
-@routes.get("/readyz", auth=NONE, response=Readiness, tag="System", summary="PostgreSQL and Redis are reachable",
+@routes.get("/readyz", policy="unlimited", auth=NONE, response=Readiness, tag="System", summary="PostgreSQL and Redis are reachable",
             errors=("SERVICE_UNAVAILABLE",))
 async def readyz(req: Req) -> web.StreamResponse | Readiness:
     pg = await req.app[keys.DB].ping()
@@ -49,19 +49,38 @@ async def readyz(req: Req) -> web.StreamResponse | Readiness:
         extra={"postgres": pg, "redis": rd})
 
 
-@routes.get("/metrics", auth=NONE, tag="System", summary="Prometheus metrics", raw=True)
+@routes.get("/metrics", policy="unlimited", auth=NONE, tag="System", raw=True, errors=("NOT_FOUND",),
+            summary="Prometheus metrics (404 here when METRICS_PORT gives them their own listener)")
 async def metrics(req: Req) -> web.StreamResponse:
-    await req.app[keys.METRICS].refresh()
-    body = req.app[keys.METRICS].render()
+    if req.app[keys.SETTINGS].metrics_port:
+        raise web.HTTPNotFound()
+    return await _scrape(req.app)
+
+
+async def _scrape(app: web.Application) -> web.Response:
+    await app[keys.METRICS].refresh()
+    body = app[keys.METRICS].render()
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
-@api_routes.get("/openapi.json", auth=NONE, tag="System", summary="This API's OpenAPI 3.1 document", raw=True)
+def metrics_listener(api: web.Application) -> web.Application:
+    """The app of the METRICS_PORT listener: /metrics alone, read from the API app's registry
+    and refreshed through its pools (so a scrape opens no connection of its own)."""
+    app = web.Application()
+
+    async def scrape(_request: web.Request) -> web.StreamResponse:
+        return await _scrape(api)
+
+    app.router.add_get("/metrics", scrape)
+    return app
+
+
+@api_routes.get("/openapi.json", policy="pages", auth=NONE, tag="System", summary="This API's OpenAPI 3.1 document", raw=True)
 async def openapi(req: Req) -> web.StreamResponse:
     return web.json_response(req.app[keys.OPENAPI])
 
 
-@routes.get("/docs", auth=NONE, tag="System", summary="Human-readable API reference", raw=True)
+@routes.get("/docs", policy="pages", auth=NONE, tag="System", summary="Human-readable API reference", raw=True)
 async def docs(req: Req) -> web.StreamResponse:
     return web.Response(body=_DOCS_PAGE.read_bytes(), content_type="text/html")
 
@@ -81,7 +100,7 @@ def setup(app: web.Application) -> None:
         # The one place web reads worker state; allowed by the import contract in pyproject.toml.
         from workers.operations import queue_stats
 
-        stats = await queue_stats(settings)
+        stats = await queue_stats(settings, redis=app[keys.REDIS], db=app[keys.DB])
         for key, value in stats.items():
             parts = key.split(".")
             if parts[0] == "queue" and len(parts) == 3:

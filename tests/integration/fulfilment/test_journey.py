@@ -7,11 +7,14 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+from urllib.parse import urlsplit
+
 import redis.asyncio as aioredis
 
 from engine.carrier.sandbox import MAX_TRANSIT
 from tests.integration.conftest_orders import make_buyer, make_product, make_shipping_method, stock_of
 from tests.integration.fulfilment.conftest import eventually
+from tests.integration.payments.page import submit
 from workers import jobs_fulfilment
 from workers.scheduler import Scheduler
 
@@ -29,12 +32,13 @@ async def test_cart_to_refund_with_a_real_worker(api, tenant, db, assembly, work
     r = await api.post("/api/v1/cart/checkout", as_=buyer.user, json=buyer.body(method))
     assert r.status == 201, r.body
     order_id = r.data["orderId"]
+    checkout_url = r.data["payment"]["paymentUrl"]
     total = Decimal(str(r.data["summary"]["total"]))
     assert (await stock_of(db, product))["reserved"] == 3
 
     # The buyer pays on the sandbox's hosted page; its signed webhook pays the order.
-    r = await api.post(f"/pay/{order_id}/complete")
-    assert r.status in (200, 303)
+    r = await submit(api, urlsplit(checkout_url).path)
+    assert r.status == 303
     assert await _status(db, order_id) == "PAID"
     assert (await stock_of(db, product))["sold"] == 3
 

@@ -35,8 +35,8 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Iterable
 
-from engine.errors import InvalidDestination, InvalidShippingMethod, ShippingNotAvailable, ValidationError
-from engine.money import money
+from engine.domain.errors import InvalidDestination, InvalidShippingMethod, ShippingNotAvailable, ValidationError
+from engine.domain.money import money
 
 DEFAULT_WEIGHT_GRAMS = 500
 DEFAULT_DIMENSION_CM = 10

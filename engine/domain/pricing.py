@@ -31,8 +31,8 @@ from decimal import Decimal
 from typing import Iterable, Literal
 from uuid import UUID
 
-from engine.errors import InvalidCoupon
-from engine.money import allocate, money, percent_of, to_api
+from engine.domain.errors import InvalidCoupon
+from engine.domain.money import allocate, money, percent_of, to_api
 
 CouponKind = Literal["PERCENTAGE", "FIXED"]
 KINDS: tuple[str, ...] = ("PERCENTAGE", "FIXED")

@@ -69,6 +69,7 @@ InvalidCoupon = _error("InvalidCoupon", "INVALID_COUPON", "Coupon code is invali
 CouponNotFound = _error("CouponNotFound", "COUPON_NOT_FOUND", "Coupon not found.")
 KycRequired = _error("KycRequired", "KYC_REQUIRED", "KYC verification required for this purchase.")
 InsufficientBalance = _error("InsufficientBalance", "INSUFFICIENT_BALANCE", "Partner balance is too low for this payment.")
+TooManyUnpaidOrders = _error("TooManyUnpaidOrders", "TOO_MANY_UNPAID_ORDERS", "Too many unpaid orders: pay or cancel one first.")
 
 # Orders, refunds, payments.
 OrderNotFound = _error("OrderNotFound", "ORDER_NOT_FOUND", "Order not found.")

@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from enum import Enum
 
-from engine.errors import CannotCancel, CannotRefund, InvalidStatusTransition, RefundPeriodExpired, ValidationError
+from engine.domain.errors import CannotCancel, CannotRefund, InvalidStatusTransition, RefundPeriodExpired, ValidationError
 
 
 class OrderStatus(str, Enum):
