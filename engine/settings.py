@@ -83,6 +83,9 @@ class Settings:
     actor_idle_seconds: float = _setting("ACTOR_IDLE_SECONDS", 60.0, "Quiet seconds after which an actor is evicted")
     actor_ask_timeout: float = _setting("ACTOR_ASK_TIMEOUT", 10.0, "Seconds a caller waits for an actor's answer")
     actor_max_batch: int = _setting("ACTOR_MAX_BATCH", 256, "Most reservations a product actor applies in one transaction")
+    stock_summary_interval_ms: int = _setting("STOCK_SUMMARY_INTERVAL_MS", 1000, "How often each API process folds reservations and releases into products.stock_available (listing by stock, the out-of-stock filter); their lag is at most about this long")
+    order_writers: int = _setting("ORDER_WRITERS", 4, "Order-writer actors per hot product (batched mode): each writes the orders waiting for it in one call, so up to this many groups of one product's orders are written at once")
+    sold_out_recheck_ms: int = _setting("SOLD_OUT_RECHECK_MS", 1000, "Longest a product actor answers INSUFFICIENT_STOCK from memory after it saw its stock run out, when no notice of units coming back reached it; 0 turns the memory off")
 
     # Commerce rules.
     currency: str = _setting("CURRENCY", "RUB", "Shop currency (ISO 4217)")

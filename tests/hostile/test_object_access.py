@@ -10,6 +10,7 @@ it is mapped to a resource below.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import uuid
@@ -87,6 +88,17 @@ def test_every_id_route_is_mapped() -> None:
     assert not unmapped, f"map these routes to a resource in RESOURCES (or explain in NOT_OBJECTS): {unmapped}"
 
 
+async def _summary_settled(db, tenant_id, within: float = 3.0) -> None:
+    """The checkout's reservation reaches products.stock_available within the summary's bound
+    (engine.stock_summary); wait for it, so the digest sees only what the attackers change."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while await db.fetchval("SELECT count(*) FROM stock_summary_dirty d JOIN products p ON p.id = d.product_id"
+                            " WHERE p.tenant_id = $1", tenant_id):
+        assert loop.time() < deadline, "the stock summary did not settle"
+        await asyncio.sleep(0.05)
+
+
 async def _digest(db, tenant_id) -> str:
     h = hashlib.sha256()
     async with db.acquire() as conn:
@@ -156,6 +168,7 @@ async def test_nobody_else_reaches_anothers_objects(api, db, tenant, db_tenant_b
     other_customer = await db_tenant_b.user("customer")
     other_staff = await db_tenant_b.user("staff")
     ids = await _resources(api, db, tenant, owner, staff)
+    await _summary_settled(db, tenant.id)
     before = await _digest(db, tenant.id)
     untested, wrong = [], []
     for spec in id_routes():
