@@ -60,8 +60,8 @@ def discover(host: str, options: Any = None) -> Shop:
     if getattr(options, "api_key", ""):
         api_keys = {"standard": options.api_key, "enterprise": options.api_key}
     # Buyers add products without choosing a variant: keep the first 40 that have none.
-    simple = [p["id"] for p in products[:40]
-              if not _data(session.get(f"{base}{API}/products/{p['id']}", timeout=30)).get("variants")]
+    simple = [p["id"] for p in products[:40] if p.get("stockQuantity", 1) > 0
+              and not _data(session.get(f"{base}{API}/products/{p['id']}", timeout=30)).get("variants")]
     if not simple:
         raise RuntimeError(f"{host}: none of its first products can be bought without choosing a variant")
     first = simple[0]
