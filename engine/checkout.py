@@ -136,7 +136,7 @@ async def place_order(db: Database, stock: StockService, settings: Settings, *, 
     if not items:
         raise ValidationError(details={"items": ["at least one item is required"]})
     async with db.connection() as conn:
-        lines = await _load_items(conn, settings, tenant_id, items)
+        lines = await _load_items(conn, settings, tenant_id, items, user_id)
         plan = await _plan(conn, settings, tenant_id, user_id, lines, list(request.coupon_codes), request, now)
     return await _place(db, stock, settings, tenant_id=tenant_id, user_id=user_id, plan=plan, request=request,
                         cart=None, actor=actor, now=now, respond=respond, limit_unpaid=limit_unpaid)
@@ -200,7 +200,8 @@ async def _plan(conn: asyncpg.Connection, settings: Settings, tenant_id: UUID, u
 _ITEM_ROWS = """
 SELECT p.id AS product_id, v.id AS variant_id, s.id AS stock_id, p.name AS product_name,
        coalesce(v.sku, p.sku) AS sku, p.status, (p.deleted_at IS NOT NULL OR v.deleted_at IS NOT NULL) AS deleted,
-       coalesce(v.price, p.price) AS unit_price, p.track_inventory, p.max_per_order,
+       buyer_price(p.tenant_id, $4, p.id, v.id, coalesce(v.price, p.price), now()) AS unit_price,
+       p.track_inventory, p.max_per_order,
        p.commission_percentage, p.career_points_percentage, v.attributes AS variant_attributes,
        p.weight_grams, p.length_cm, p.width_cm, p.height_cm,
        (SELECT i.thumbnail_url FROM product_images i WHERE i.product_id = p.id
@@ -214,13 +215,13 @@ SELECT p.id AS product_id, v.id AS variant_id, s.id AS stock_id, p.name AS produ
 
 
 async def _load_items(conn: asyncpg.Connection, settings: Settings, tenant_id: UUID,
-                      items: Sequence[ItemRequest]) -> list[OrderLine]:
+                      items: Sequence[ItemRequest], user_id: UUID) -> list[OrderLine]:
     merged: dict[tuple[UUID, UUID | None], int] = {}
     for item in items:
         merged[(item.product_id, item.variant_id)] = merged.get((item.product_id, item.variant_id), 0) + item.quantity
     lines = []
     for (product_id, variant_id), quantity in merged.items():
-        r = await conn.fetchrow(_ITEM_ROWS, tenant_id, product_id, variant_id)
+        r = await conn.fetchrow(_ITEM_ROWS, tenant_id, product_id, variant_id, user_id)  # $4: the buyer's prices
         if r is None or (r["deleted"] and variant_id is None):
             raise ProductNotFound(extra={"productId": str(product_id)})
         if variant_id is not None and r["variant_id"] is None:

@@ -116,6 +116,12 @@ class Settings:
 
     dev_mode: bool = _setting("DEV_MODE", False, "Set by `commerce dev`: allows dev defaults for secrets and seeds demo accounts")
 
+    # Catalogue reads.
+    catalogue_cache_seconds: float = _setting("CATALOGUE_CACHE_SECONDS", 1.0, "Seconds an API process serves a cached anonymous product document without asking PostgreSQL (stock and rating may be this stale); after that a one-row probe confirms it. 0 turns the cache off")
+    catalogue_cache_max_seconds: float = _setting("CATALOGUE_CACHE_MAX_SECONDS", 30.0, "Longest a cached product document lives, probes or not (related products and category names may be this stale); edits notify every process at once")
+    catalogue_cache_size: int = _setting("CATALOGUE_CACHE_SIZE", 10000, "Product documents each API process keeps at most")
+    compress_min_bytes: int = _setting("COMPRESS_MIN_BYTES", 8192, "Responses at least this large are gzip-compressed for clients that accept it")
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
         """Read every field from `env` (default: os.environ), then apply `overrides`."""

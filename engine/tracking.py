@@ -44,9 +44,11 @@ async def record_events(conn: asyncpg.Connection, tenant_id: UUID, order_id: UUI
 
 
 async def ship_order(db: Database, principal: Principal, order_id: UUID, carrier: Carrier, *,
-                     carrier_name: str | None, tracking_number: str | None, now: dt.datetime) -> asyncpg.Record:
+                     carrier_name: str | None, tracking_number: str | None, now: dt.datetime,
+                     estimated_delivery: dt.date | None = None) -> asyncpg.Record:
     """Staff hand the parcel over: PROCESSING (or PAID) -> SHIPPED with carrier, tracking number
-    (the carrier makes one up when none is given) and the first tracking event at `now`.
+    (the carrier makes one up when none is given) and the first tracking event at `now`; an
+    `estimated_delivery` given replaces the one the checkout promised.
     Raises OrderNotFound, InvalidStatusTransition (not yet paid, already shipped, final)."""
     if tracking_number is not None:
         tracking_number = tracking_number.strip()
@@ -64,7 +66,8 @@ async def ship_order(db: Database, principal: Principal, order_id: UUID, carrier
                             tenant_id=principal.tenant_id)
         updated = await conn.fetchrow(
             "UPDATE orders SET carrier = $2, tracking_number = $3, tracking_url = $4, shipped_at = $5,"
-            " updated_at = now() WHERE id = $1 RETURNING *", order_id, name, number, carrier.tracking_url(number), now)
+            " estimated_delivery = coalesce($6, estimated_delivery), updated_at = now() WHERE id = $1 RETURNING *",
+            order_id, name, number, carrier.tracking_url(number), now, estimated_delivery)
         await record_events(conn, order["tenant_id"], order_id,
                             [CarrierEvent(SHIPPED, "Warehouse", "Package shipped", now)])
     return updated

@@ -15,19 +15,29 @@ from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from engine.actors import ActorStats
+from engine.payments import provider_for
+from engine.payments.provider import PaymentProvider
 from engine.stock import StockService
 from engine.actors.user import UserActors
 from web import keys
 
 STOCK = web.AppKey("stock_service", StockService)
 USER_ACTORS = web.AppKey("user_actors", UserActors)
+# The payment provider adapter (PAYMENT_PROVIDER): checkout links, refunds by staff and by PATCH.
+PROVIDER = web.AppKey("payment_provider", PaymentProvider)
 
 
 def setup(app: web.Application) -> None:
     """Append the actor services to the app's cleanup contexts (after the shared resources)."""
+    app.cleanup_ctx.append(_payment_provider)
     app.cleanup_ctx.append(_product_actors)
     app.cleanup_ctx.append(_user_actors)
     app[keys.METRICS].add_collector(lambda: actor_metrics(_registries(app)))
+
+
+async def _payment_provider(app: web.Application) -> AsyncIterator[None]:
+    app[PROVIDER] = provider_for(app[keys.SETTINGS], app[keys.DB])
+    yield
 
 
 async def _product_actors(app: web.Application) -> AsyncIterator[None]:

@@ -44,6 +44,18 @@ async def product_detail(db: Database, principal: Principal, product_id: UUID) -
         return await products.product_detail(conn, principal, product_id)
 
 
+async def product_document(db: Database, principal: Principal, product_id: UUID) -> tuple[v.ProductDetail, tuple]:
+    """The detail and its probe (what a cached copy of it is checked against), read together."""
+    async with db.connection() as conn:
+        return await products.product_document(conn, principal, product_id)
+
+
+async def detail_probe(db: Database, tenant_id: UUID, product_id: UUID) -> tuple | None:
+    """The probe of a product's document as it is now (None: the product is gone)."""
+    async with db.connection() as conn:
+        return await products.detail_probe(conn, tenant_id, product_id)
+
+
 async def create_product(db: Database, principal: Principal, cmd: NewProduct, *, currency: str) -> v.ProductDetail:
     async with db.transaction() as conn:
         product_id = await product_edits.create_product(conn, principal.tenant_id, cmd, currency=currency)

@@ -43,6 +43,8 @@ RESOURCES: dict[str, dict[str, str]] = {
     "/api/v1/shipping/methods/{id}": {"id": "shipping_method"},
     "/api/v1/admin/refunds/{id}/approve": {"id": "refund_request"},
     "/api/v1/admin/refunds/{id}/reject": {"id": "refund_request"},
+    "/api/v1/admin/price-lists/{id}": {"id": "price_list"},
+    "/api/v1/admin/users/{id}/customer-groups": {"id": "user"},
 }
 # Routes whose path parameter is not another party's object, with the reason.
 NOT_OBJECTS = {
@@ -69,9 +71,12 @@ BODIES: dict[tuple[str, str], dict] = {
     ("PATCH", "/api/v1/shipping/methods/{id}"): {"name": "pwned"},
     ("POST", "/api/v1/admin/refunds/{id}/approve"): {},
     ("POST", "/api/v1/admin/refunds/{id}/reject"): {"reason": "pwned"},
+    ("PUT", "/api/v1/admin/price-lists/{id}"): {"name": "pwned", "customerGroup": "pwned"},
+    ("PUT", "/api/v1/admin/users/{id}/customer-groups"): {"groups": ["pwned"]},
 }
 TABLES = ("users", "products", "stock", "categories", "reviews", "addresses", "carts", "cart_items", "coupons",
-          "orders", "order_items", "api_keys", "payments", "shipping_methods", "refund_requests")
+          "orders", "order_items", "api_keys", "payments", "shipping_methods", "refund_requests",
+          "price_lists", "price_list_items", "customer_group_members")
 
 
 def id_routes() -> list:
@@ -131,6 +136,9 @@ async def _resources(api: Api, db, tenant, owner, staff) -> dict[str, str]:
         " VALUES ($1, 'Courier', 'sandbox', 1, 3, 'RUB', '[{\"countries\": [\"RU\"]}]'::jsonb,"
         " '[{\"maxGrams\": null, \"price\": \"300\"}]'::jsonb) RETURNING id", tenant.id)
     out["shipping_method"] = str(method)
+    out["price_list"] = str((await api.post("/api/v1/admin/price-lists", as_=staff, json={
+        "name": "Owned", "customerGroup": "owned", "items": [{"productId": out["product"], "price": 90}]})).data["id"])
+    await api.put(f"/api/v1/admin/users/{owner.id}/customer-groups", as_=staff, json={"groups": ["owned"]})
     order = await api.post("/api/v1/cart/checkout", as_=owner, json={
         "shippingAddressId": out["address"], "shippingMethodId": str(method), "paymentMethod": "CARD"})
     if order.status == 201:

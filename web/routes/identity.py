@@ -17,7 +17,7 @@ from aiohttp import web
 from prometheus_client import Counter
 
 from engine.domain.errors import Forbidden
-from engine.identity import accounts, api_keys, service
+from engine.identity import api_keys, service
 from engine.identity.access import AccessChange, change_access
 from engine.identity.account_versions import AccountVersions
 from engine.identity.accounts import Account, Tenant
@@ -133,7 +133,7 @@ class ApiKeyList(msgspec.Struct, rename="camel"):
     api_keys: list[ApiKeyOut]
 
 
-class PageQuery(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+class PageQuery(msgspec.Struct, rename="camel"):
     page: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1
     page_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
 
@@ -264,7 +264,7 @@ async def set_access(req: Req) -> Me:
     _require_staff(req)
     change = AccessChange(req.body.role, frozenset(req.body.permissions), req.body.disabled)
     account, _ = await change_access(req.app[keys.DB], req.app[VERSIONS], req.tenant_id, req.params["id"], change,
-                                     caller_permissions=req.principal.permissions,
+                                     caller_permissions=req.principal.permissions, caller_id=req.principal.user_id,
                                      on_redis_down=req.app[TROUBLE].identity)
     return _me(account, await service.tenant(req.app[keys.DB], req.tenant_id))
 

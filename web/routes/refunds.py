@@ -88,7 +88,7 @@ class RefundsResponse(msgspec.Struct, rename="camel"):
     refunds: list[StaffRefundOut]
 
 
-class RefundsQuery(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+class RefundsQuery(msgspec.Struct, rename="camel"):
     status: Status | None = None
     page: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1
     page_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
@@ -129,7 +129,7 @@ def _staff(view: refunds.RefundView) -> StaffRefundOut:
 @routes.post("/orders/{id}/refund", body=RefundRequestIn, response=RefundResponse, status=201, auth=REQUIRED,
              policy="orders", idempotent=True,
              errors=("VALIDATION_ERROR", "ORDER_NOT_FOUND", "CANNOT_REFUND", "REFUND_PERIOD_EXPIRED",
-                     "REFUND_ALREADY_REQUESTED", "IDEMPOTENCY_KEY_REUSED"),
+                     "REFUND_ALREADY_REQUESTED", "IDEMPOTENCY_KEY_REUSED", "FORBIDDEN"),
              tag="Orders", summary="Request a refund of a delivered order (all items or some)")
 async def request_refund(req: Req) -> web.StreamResponse:
     b = req.body

@@ -19,7 +19,8 @@ from engine.carrier import carrier_for
 from engine.domain.errors import ValidationError
 from engine.domain.money import to_api
 from web import keys
-from web.api import OPTIONAL, REQUIRED, Req, RouteTable
+from web.api import OPTIONAL, REQUIRED, Reply, Req, RouteTable
+from web.envelope import Pagination
 
 routes = RouteTable()
 
@@ -45,7 +46,7 @@ def _check_amount(name: str, value: Decimal | None) -> None:
 
 # ----------------------------------------------------------------------------- storefront shapes
 
-class MethodsQuery(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+class MethodsQuery(msgspec.Struct, rename="camel"):
     country: Country
     postal_code: PostalCode | None = None
     cart_id: UUID | None = None
@@ -129,19 +130,19 @@ class CalculateShippingResponse(msgspec.Struct, rename="camel"):
 
 
 @routes.get("/shipping/methods", query=MethodsQuery, response=ShippingMethodsResponse, auth=OPTIONAL,
-            policy="shipping", errors=("VALIDATION_ERROR", "SHIPPING_NOT_AVAILABLE", "CART_NOT_FOUND"),
+            policy="shipping", paginated=True, errors=("VALIDATION_ERROR", "SHIPPING_NOT_AVAILABLE", "CART_NOT_FOUND"),
             tag="Shipping", summary="Shipping methods serving a destination")
-async def list_methods(req: Req) -> ShippingMethodsResponse:
+async def list_methods(req: Req) -> Reply:
     q = req.query
     offers = await service.offers(req.app[keys.DB], req.tenant_id, q.country, q.postal_code,
                                   user_id=req.principal.user_id, cart_id=q.cart_id)
-    return ShippingMethodsResponse(methods=[
+    return Reply(ShippingMethodsResponse(methods=[
         ShippingMethodOut(id=o.method.id, name=o.method.name, carrier=o.method.carrier,
                           description=o.method.description,
                           estimated_days=EstimatedDays(min=o.method.min_days, max=o.method.max_days),
                           price=to_api(o.price), currency=o.method.currency, is_free=o.is_free,
                           free_threshold=to_api(o.method.free_threshold))
-        for o in offers])
+        for o in offers]), meta={"pagination": Pagination.whole(len(offers))})
 
 
 @routes.post("/shipping/calculate", body=CalculateShippingRequest, response=CalculateShippingResponse,
@@ -366,6 +367,6 @@ async def ship_order(req: Req) -> TrackingResponse:
 
 
 @routes.get("/orders/{id}/tracking", response=TrackingResponse, auth=REQUIRED, policy="orders",
-            errors=("ORDER_NOT_FOUND", "NOT_SHIPPED"), tag="Orders", summary="Where the order's parcel is")
+            errors=("ORDER_NOT_FOUND", "NOT_SHIPPED", "FORBIDDEN"), tag="Orders", summary="Where the order's parcel is")
 async def get_tracking(req: Req) -> TrackingResponse:
     return _tracking(await tracking.get_tracking(req.app[keys.DB], req.principal, req.params["id"]))

@@ -50,7 +50,8 @@ async def readyz(req: Req) -> web.StreamResponse | Readiness:
 
 
 @routes.get("/metrics", policy="unlimited", auth=NONE, tag="System", raw=True, errors=("NOT_FOUND",),
-            summary="Prometheus metrics (404 here when METRICS_PORT gives them their own listener)")
+            summary="Prometheus metrics (404 here when METRICS_PORT gives them their own listener)",
+            content_type="text/plain; version=0.0.4")
 async def metrics(req: Req) -> web.StreamResponse:
     if req.app[keys.SETTINGS].metrics_port:
         raise web.HTTPNotFound()
@@ -75,7 +76,8 @@ def metrics_listener(api: web.Application) -> web.Application:
     return app
 
 
-@api_routes.get("/openapi.json", policy="pages", auth=NONE, tag="System", summary="This API's OpenAPI 3.1 document", raw=True)
+@api_routes.get("/openapi.json", policy="pages", auth=NONE, tag="System", summary="This API's OpenAPI 3.1 document", raw=True,
+                content_type="application/json")
 async def openapi(req: Req) -> web.StreamResponse:
     return web.json_response(req.app[keys.OPENAPI])
 
