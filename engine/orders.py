@@ -153,11 +153,11 @@ async def cancel_order(db: Database, principal: Principal, order_id: UUID, reaso
 
 
 async def set_status(db: Database, principal: Principal, order_id: UUID, target: OrderStatus,
-                     note: str | None) -> asyncpg.Record:
-    """Staff / orders:write: move an order through the state machine."""
+                     note: str | None) -> None:
+    """Staff / orders:write: move an order through the state machine (read it back with get_order)."""
     async with db.transaction() as conn:
-        return await change_status(conn, order_id, target, actor=actor_of(principal), note=note,
-                                   tenant_id=principal.tenant_id)
+        await change_status(conn, order_id, target, actor=actor_of(principal), note=note,
+                            tenant_id=principal.tenant_id)
 
 
 # ----------------------------------------------------------------------------- reading

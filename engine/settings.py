@@ -113,6 +113,10 @@ class Settings:
     worker_requeue_interval: float = _setting("WORKER_REQUEUE_INTERVAL", 5.0, "How often the broker looks for a dead worker's jobs to requeue")
     dead_letter_ttl: float = _setting("DEAD_LETTER_TTL", 604800.0, "Seconds dead-lettered jobs are kept for an operator to retry")
     scheduler_tick_seconds: float = _setting("SCHEDULER_TICK_SECONDS", 15.0, "Period of the expiry sweep and tracking sync")
+    worker_metrics_host: str = _setting("WORKER_METRICS_HOST", "127.0.0.1", "Address the worker metrics endpoint binds to (0.0.0.0 in containers)")
+    worker_metrics_port: int = _setting("WORKER_METRICS_PORT", 9191, "Port of `commerce worker`'s Prometheus endpoint (jobs of all its processes, queue figures); 0 turns it off")
+    db_statement_cache_size: int = _setting("DB_STATEMENT_CACHE_SIZE", 100, "Prepared statements asyncpg caches per connection; 0 behind PgBouncer in transaction mode older than 1.21")
+    outbox_resend_seconds: float = _setting("OUTBOX_RESEND_SECONDS", 120.0, "Seconds after its due time (or its last start or retry) a relayed job that has not finished is presumed lost by the broker and sent again")
 
     dev_mode: bool = _setting("DEV_MODE", False, "Set by `commerce dev`: allows dev defaults for secrets and seeds demo accounts")
 

@@ -30,7 +30,7 @@ from web.ratelimit import RateLimiter
 # The order of the OpenAPI document. Set-up does not depend on it: shared resources come from
 # _shared_resources and web.resources, before any feature's `setup`.
 FEATURES = ("system", "identity", "catalogue", "addresses", "cart", "coupons", "orders", "shipping", "payments", "refunds",
-            "price_lists")
+            "price_lists", "operations")
 
 
 def _feature_modules() -> list:
