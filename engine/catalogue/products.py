@@ -136,14 +136,17 @@ SELECT p.*, c.name AS category_name, c.slug AS category_slug,
 # one index read of its stock rows: a cached document is still right while its probe is unchanged
 # (related products and the category trail excepted: the cache's TTL bounds those).
 _PROBE = """
-SELECT p.updated_at, p.deleted_at, p.status, p.rating_count, p.rating_sum,
+SELECT p.updated_at, p.deleted_at, p.status, p.rating_count, p.rating_sum, p.stock_available,
        ARRAY(SELECT s.available FROM stock s WHERE s.product_id = p.id ORDER BY s.id) AS probe_stock
   FROM products p WHERE p.id = $1 AND p.tenant_id = $2
 """
 
 
 def _probe_of(r: Any) -> tuple:
-    return (r["updated_at"], r["deleted_at"], r["status"], r["rating_count"], r["rating_sum"], tuple(r["probe_stock"]))
+    # stock_available too: the document shows it, and it follows reservations only within the
+    # summary's bound (engine.stock_summary), after the stock rows themselves.
+    return (r["updated_at"], r["deleted_at"], r["status"], r["rating_count"], r["rating_sum"], r["stock_available"],
+            tuple(r["probe_stock"]))
 
 
 async def detail_probe(conn: asyncpg.Connection, tenant_id: UUID, product_id: UUID) -> tuple | None:
