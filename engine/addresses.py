@@ -61,14 +61,6 @@ async def get_address(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID, 
     return _address(row)
 
 
-async def find_address(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID, address_id: UUID) -> Address | None:
-    """Like `get_address` but None instead of an error (checkout maps it to INVALID_ADDRESS)."""
-    try:
-        return await get_address(conn, tenant_id, user_id, address_id)
-    except AddressNotFound:
-        return None
-
-
 async def list_addresses(db: Database, tenant_id: UUID, user_id: UUID, *, page: int,
                          page_size: int) -> tuple[list[Address], int]:
     """One page of the user's live addresses (default first, then newest) and the total."""

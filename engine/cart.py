@@ -42,7 +42,7 @@ class CartLine:
     status: str                        # stored product status: ACTIVE | DRAFT | ARCHIVED
     deleted: bool                      # product or variant soft-deleted
     unit_price: Decimal                # variant price for a variant line, else product price
-    product_price: Decimal             # the product's own list price
+    product_price: Decimal             # the product's own price for this buyer (engine.price_lists)
     compare_at_price: Decimal | None
     currency: str
     quantity: int
@@ -129,7 +129,10 @@ _LINE_COLUMNS = """
        s.id AS stock_id, s.available AS available,
        p.name AS product_name, p.slug, coalesce(v.sku, p.sku) AS sku, p.status,
        (p.deleted_at IS NOT NULL OR v.deleted_at IS NOT NULL) AS deleted,
-       coalesce(v.price, p.price) AS unit_price, p.price AS product_price, p.compare_at_price, p.currency,
+       buyer_price(ci.tenant_id, (SELECT bc.user_id FROM carts bc WHERE bc.id = ci.cart_id), p.id, v.id,
+                   coalesce(v.price, p.price), now()) AS unit_price,
+       buyer_price(ci.tenant_id, (SELECT bc.user_id FROM carts bc WHERE bc.id = ci.cart_id), p.id, NULL,
+                   p.price, now()) AS product_price, p.compare_at_price, p.currency,
        p.track_inventory, p.max_per_order, p.commission_percentage, p.career_points_percentage,
        v.attributes AS variant_attributes, p.weight_grams, p.length_cm, p.width_cm, p.height_cm,
        (SELECT i.thumbnail_url FROM product_images i WHERE i.product_id = p.id AND i.tenant_id = p.tenant_id

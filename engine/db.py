@@ -64,6 +64,7 @@ class Database:
                 min_size=self._settings.db_pool_min,
                 max_size=self._settings.db_pool_max,
                 command_timeout=self._settings.db_command_timeout,
+                statement_cache_size=self._settings.db_statement_cache_size,
                 init=_init_connection,
                 reset=_keep_session,
             )

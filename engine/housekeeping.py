@@ -13,19 +13,20 @@ import datetime as dt
 from engine import idempotency
 from engine.db import Database
 
-# Relayed outbox rows are only kept for an operator looking into a recent incident.
+# Done outbox rows are only kept for an operator looking into a recent incident.
 SENT_OUTBOX_KEPT = dt.timedelta(days=1)
 
 
 async def purge_sent_outbox(db: Database, *, older_than: dt.timedelta = SENT_OUTBOX_KEPT,
                             batch_size: int = 5000, max_batches: int = 20) -> int:
-    """Delete outbox rows relayed more than `older_than` ago; unsent rows are never touched."""
+    """Delete outbox rows done more than `older_than` ago; rows not done (unsent, or sent and
+    perhaps lost by the broker) are never touched."""
     total = 0
     for _ in range(max_batches):
         async with db.connection() as conn:
             gone = await conn.fetchval(
                 "WITH gone AS (DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
-                "  WHERE sent_at < now() - $1::interval LIMIT $2) RETURNING 1) SELECT count(*) FROM gone",
+                "  WHERE done_at < now() - $1::interval LIMIT $2) RETURNING 1) SELECT count(*) FROM gone",
                 older_than, batch_size)
         total += gone
         if gone < batch_size:

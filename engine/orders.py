@@ -3,8 +3,9 @@
 `change_status` is THE status change, whoever asks (staff, the cancel endpoint, the payment
 webhook, the expiry job, delivery tracking, refunds):
 - it locks the order row (SELECT ... FOR UPDATE) and checks the move with
-  engine.domain.status_step.step (the state machine's transition plus the move's effects), so when two paths race (payment vs expiry) the second one
-  sees the first one's status and gets INVALID_STATUS_TRANSITION: exactly one wins;
+  engine.domain.status_step.step (the state machine's transition plus the move's effects), so
+  when two paths race (payment vs expiry) the second one sees the first one's status and gets
+  INVALID_STATUS_TRANSITION: exactly one wins;
 - it does the stock side of the move in the same transaction: PAID sells the reserved units,
   CANCELLED releases them (unpaid) or returns the sold ones (paid);
 - it appends the history row (who, when, note) and writes the outbox rows of the move:
@@ -26,10 +27,10 @@ import asyncpg
 from engine import outbox, stock
 from engine.db import Database
 from engine.order_records import Order, OrderLine, OrderSummary, StatusEntry
-from engine.domain.errors import OrderNotFound
+from engine.domain.status_step import Event, Step, StockMove, check_expected, step
+from engine.domain.errors import Forbidden, OrderNotFound
 from engine.domain.order_status import OrderStatus, check_cancellable
 from engine.domain.principal import Principal
-from engine.domain.status_step import Event, Step, StockMove, check_expected, step
 
 S = OrderStatus
 
@@ -140,7 +141,7 @@ async def cancel_order(db: Database, principal: Principal, order_id: UUID, reaso
     elif principal.user_id is not None:
         owner = principal.user_id
     else:
-        raise OrderNotFound()
+        raise Forbidden("Cancelling orders with an API key requires `orders:write`.")
     async with db.transaction() as conn:
         order = await lock_order(conn, order_id, tenant_id=principal.tenant_id, user_id=owner)
         check_cancellable(OrderStatus(order["status"]))
@@ -152,11 +153,11 @@ async def cancel_order(db: Database, principal: Principal, order_id: UUID, reaso
 
 
 async def set_status(db: Database, principal: Principal, order_id: UUID, target: OrderStatus,
-                     note: str | None) -> asyncpg.Record:
-    """Staff / orders:write: move an order through the state machine."""
+                     note: str | None) -> None:
+    """Staff / orders:write: move an order through the state machine (read it back with get_order)."""
     async with db.transaction() as conn:
-        return await change_status(conn, order_id, target, actor=actor_of(principal), note=note,
-                                   tenant_id=principal.tenant_id)
+        await change_status(conn, order_id, target, actor=actor_of(principal), note=note,
+                            tenant_id=principal.tenant_id)
 
 
 # ----------------------------------------------------------------------------- reading
@@ -170,11 +171,11 @@ class OrderFilter:
 
 def reader_scope(principal: Principal) -> UUID | None:
     """None: the principal reads every order of the tenant (orders:read); else only the
-    orders of this user id."""
+    orders of this user id. Forbidden for an API key without orders:read."""
     if principal.can("orders:read") or principal.can("orders:write"):
         return None
-    if principal.user_id is None:
-        raise OrderNotFound()
+    if principal.user_id is None:  # an API key without the scope: a permission problem, whatever the id
+        raise Forbidden("Reading orders with an API key requires `orders:read`.")
     return principal.user_id
 
 

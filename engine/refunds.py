@@ -27,7 +27,7 @@ Execution invariants (`execute_refund`, safe to run any number of times, concurr
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Sequence
 from uuid import UUID
@@ -36,9 +36,10 @@ import asyncpg
 
 from engine import outbox, partner_ledger, stock
 from engine.db import Database
-from engine.domain.errors import CannotRefund, Conflict, RefundAlreadyRequested, RefundNotFound, ValidationError
+from engine.domain.errors import (CannotRefund, Conflict, Forbidden, RefundAlreadyRequested, RefundNotFound,
+                           ValidationError)
 from engine.domain.money import money
-from engine.domain.order_status import OrderStatus, check_refundable
+from engine.domain.order_status import OrderStatus, check_refundable, transition
 from engine.orders import actor_of, change_status, lock_order
 from engine.payments import refund_execution as execution
 from engine.payments.provider import PaymentProvider, RefundRejected
@@ -97,9 +98,39 @@ def plan_refund(items: Sequence[ItemLeft], selected: Sequence[UUID] | None, *, s
 # ----------------------------------------------------------------------------- reading
 
 @dataclass(frozen=True, slots=True)
+class RefundRequest:
+    id: UUID
+    order_id: UUID
+    order_number: str
+    user_id: UUID
+    status: str
+    reason: str
+    description: str | None
+    requested_amount: Decimal
+    approved_amount: Decimal | None
+    refunded_amount: Decimal | None
+    review_note: str | None
+    failure: str | None
+    created_at: dt.datetime
+    reviewed_at: dt.datetime | None
+    completed_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RefundLine:
+    item_id: UUID          # the order item
+    product_name: str
+    quantity: int
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class RefundView:
-    request: asyncpg.Record        # refund_requests row + order_number
-    items: list[asyncpg.Record]    # item_id, product_name, quantity, amount
+    request: RefundRequest
+    items: list[RefundLine]
+
+
+_REQUEST_FIELDS = tuple(f.name for f in fields(RefundRequest))
 
 
 async def _view(conn: asyncpg.Connection, request_id: UUID) -> RefundView:
@@ -109,7 +140,8 @@ async def _view(conn: asyncpg.Connection, request_id: UUID) -> RefundView:
     items = await conn.fetch(
         "SELECT ri.order_item_id AS item_id, i.product_name, ri.quantity, ri.amount FROM refund_request_items ri"
         " JOIN order_items i ON i.id = ri.order_item_id WHERE ri.request_id = $1 ORDER BY i.id", request_id)
-    return RefundView(req, list(items))
+    return RefundView(RefundRequest(**{f: req[f] for f in _REQUEST_FIELDS}),
+                      [RefundLine(i["item_id"], i["product_name"], i["quantity"], i["amount"]) for i in items])
 
 
 async def list_requests(db: Database, tenant_id: UUID, *, status: str | None, page: int,
@@ -133,8 +165,9 @@ async def request_refund(db: Database, principal: Principal, order_id: UUID, *, 
                          now: dt.datetime) -> RefundView:
     """The customer's request for their own order. Raises OrderNotFound, CannotRefund,
     RefundPeriodExpired, RefundAlreadyRequested, ValidationError (unknown item ids)."""
-    if principal.user_id is None:
-        raise CannotRefund("Refunds are requested by the buyer's account.")
+    if principal.user_id is None:  # an API key: a permission problem, not the order's state
+        raise Forbidden("Refunds are requested by the buyer's account; staff and keys with `orders:write`"
+                        " refund with PATCH /api/v1/orders/{id}/status (status refunded).")
     async with db.transaction() as conn:
         # The order row lock serialises requests for one order: two at once cannot both open.
         order = await lock_order(conn, order_id, tenant_id=principal.tenant_id, user_id=principal.user_id)
@@ -197,6 +230,38 @@ async def reject(db: Database, principal: Principal, request_id: UUID, *, reason
             "UPDATE refund_requests SET status = 'REJECTED', review_note = $2, reviewed_by = $3, reviewed_at = $4,"
             " updated_at = $4 WHERE id = $1", request_id, reason, actor_of(principal), now)
         return await _view(conn, request_id)
+
+
+async def refund_order(db: Database, principal: Principal, order_id: UUID, *, note: str | None,
+                       now: dt.datetime) -> UUID:
+    """Staff move a DELIVERED order to REFUNDED (`PATCH /orders/{id}/status`): a request for
+    everything left, approved for the whole amount by `principal` and queued for execution in
+    one transaction, so the money, the units, the stock, the status and the commission go
+    exactly the way of an approved customer request (`execute_refund`). Staff are not bound by
+    the customer's refund period. Raises OrderNotFound, InvalidStatusTransition (not
+    DELIVERED), RefundAlreadyRequested (a request is open), CannotRefund (nothing left)."""
+    async with db.transaction() as conn:
+        order = await lock_order(conn, order_id, tenant_id=principal.tenant_id)
+        transition(OrderStatus(order["status"]), OrderStatus.REFUNDED)
+        if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM refund_requests WHERE order_id = $1"
+                               " AND status = ANY($2::text[]))", order_id, list(OPEN)):
+            raise RefundAlreadyRequested()
+        rows = await conn.fetch("SELECT id, unit_price, quantity - refunded_quantity AS q_left FROM order_items"
+                                " WHERE order_id = $1 ORDER BY id", order_id)
+        planned, amount = plan_refund([ItemLeft(r["id"], r["unit_price"], r["q_left"]) for r in rows], None,
+                                      subtotal=order["subtotal"], shipping=order["shipping"], total=order["total"],
+                                      refunded=order["refunded_amount"])
+        request_id = await conn.fetchval(
+            "INSERT INTO refund_requests (tenant_id, order_id, user_id, status, reason, requested_amount,"
+            " approved_amount, review_note, reviewed_by, reviewed_at, created_at, updated_at)"
+            " VALUES ($1, $2, $3, 'APPROVED', $4, $5, $5, $6, $7, $8, $8, $8) RETURNING id",
+            principal.tenant_id, order_id, order["user_id"], note or "Refunded by staff", amount, note,
+            actor_of(principal), now)
+        await conn.executemany(
+            "INSERT INTO refund_request_items (request_id, order_item_id, quantity, amount) VALUES ($1, $2, $3, $4)",
+            [(request_id, p.item_id, p.quantity, p.amount) for p in planned])
+        await outbox.enqueue(conn, outbox.EXECUTE_REFUND, {"refund_id": request_id}, tenant_id=principal.tenant_id)
+    return request_id
 
 
 # ----------------------------------------------------------------------------- execution (the job)

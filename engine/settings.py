@@ -83,6 +83,9 @@ class Settings:
     actor_idle_seconds: float = _setting("ACTOR_IDLE_SECONDS", 60.0, "Quiet seconds after which an actor is evicted")
     actor_ask_timeout: float = _setting("ACTOR_ASK_TIMEOUT", 10.0, "Seconds a caller waits for an actor's answer")
     actor_max_batch: int = _setting("ACTOR_MAX_BATCH", 256, "Most reservations a product actor applies in one transaction")
+    stock_summary_interval_ms: int = _setting("STOCK_SUMMARY_INTERVAL_MS", 1000, "How often each API process folds reservations and releases into products.stock_available (listing by stock, the out-of-stock filter); their lag is at most about this long")
+    order_writers: int = _setting("ORDER_WRITERS", 4, "Order-writer actors per hot product (batched mode): each writes the orders waiting for it in one call, so up to this many groups of one product's orders are written at once")
+    sold_out_recheck_ms: int = _setting("SOLD_OUT_RECHECK_MS", 1000, "Longest a product actor answers INSUFFICIENT_STOCK from memory after it saw its stock run out, when no notice of units coming back reached it; 0 turns the memory off")
 
     # Commerce rules.
     currency: str = _setting("CURRENCY", "RUB", "Shop currency (ISO 4217)")
@@ -110,6 +113,10 @@ class Settings:
     worker_requeue_interval: float = _setting("WORKER_REQUEUE_INTERVAL", 5.0, "How often the broker looks for a dead worker's jobs to requeue")
     dead_letter_ttl: float = _setting("DEAD_LETTER_TTL", 604800.0, "Seconds dead-lettered jobs are kept for an operator to retry")
     scheduler_tick_seconds: float = _setting("SCHEDULER_TICK_SECONDS", 15.0, "Period of the expiry sweep and tracking sync")
+    worker_metrics_host: str = _setting("WORKER_METRICS_HOST", "127.0.0.1", "Address the worker metrics endpoint binds to (0.0.0.0 in containers)")
+    worker_metrics_port: int = _setting("WORKER_METRICS_PORT", 9191, "Port of `commerce worker`'s Prometheus endpoint (jobs of all its processes, queue figures); 0 turns it off")
+    db_statement_cache_size: int = _setting("DB_STATEMENT_CACHE_SIZE", 100, "Prepared statements asyncpg caches per connection; 0 behind PgBouncer in transaction mode older than 1.21")
+    outbox_resend_seconds: float = _setting("OUTBOX_RESEND_SECONDS", 120.0, "Seconds after its due time (or its last start or retry) a relayed job that has not finished is presumed lost by the broker and sent again")
 
     # Event webhooks (issue 19).
     webhook_timeout_seconds: float = _setting("WEBHOOK_TIMEOUT_SECONDS", 10.0, "Seconds a webhook receiver has to answer one delivery (connect + response)")
@@ -121,6 +128,12 @@ class Settings:
     webhook_log_days: float = _setting("WEBHOOK_LOG_DAYS", 30.0, "Days finished webhook deliveries (and their events) stay in the delivery log")
 
     dev_mode: bool = _setting("DEV_MODE", False, "Set by `commerce dev`: allows dev defaults for secrets and seeds demo accounts")
+
+    # Catalogue reads.
+    catalogue_cache_seconds: float = _setting("CATALOGUE_CACHE_SECONDS", 1.0, "Seconds an API process serves a cached anonymous product document without asking PostgreSQL (stock and rating may be this stale); after that a one-row probe confirms it. 0 turns the cache off")
+    catalogue_cache_max_seconds: float = _setting("CATALOGUE_CACHE_MAX_SECONDS", 30.0, "Longest a cached product document lives, probes or not (related products and category names may be this stale); edits notify every process at once")
+    catalogue_cache_size: int = _setting("CATALOGUE_CACHE_SIZE", 10000, "Product documents each API process keeps at most")
+    compress_min_bytes: int = _setting("COMPRESS_MIN_BYTES", 8192, "Responses at least this large are gzip-compressed for clients that accept it")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":

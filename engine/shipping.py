@@ -21,8 +21,8 @@ from engine.checkout import ItemRequest
 from engine.db import Database
 from engine.domain.errors import NotFound, ProductNotFound, ShippingMethodNotFound, ValidationError
 from engine.domain.money import money
-from engine.domain.shipping_rules import (ItemSize, Parcel, ShippingMethod, ShippingOption, Zone, methods_for, pack,
-                                   quote, validate_destination)
+from engine.domain.shipping_rules import (ItemSize, Parcel, ShippingMethod, ShippingOption, WeightBand, Zone,
+                                          methods_for, pack, quote, validate_destination)
 from engine.shipping_store import load_methods, method_from_row
 
 
@@ -104,6 +104,42 @@ async def calculate(db: Database, tenant_id: UUID, country: str, postal_code: st
 
 _COLUMNS = ("id, name, carrier, description, min_days, max_days, currency, free_threshold, zones, weight_bands,"
             " active, position, created_at")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredZone:
+    countries: tuple[str, ...]                  # as staff entered them, in their order
+    postal_ranges: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StaffMethod:
+    """A shipping method as staff manage it: every stored field, inactive ones included, zones'
+    countries in the order staff entered them (the domain's ShippingMethod keeps them as a set)."""
+
+    id: UUID
+    name: str
+    carrier: str
+    description: str | None
+    min_days: int
+    max_days: int
+    currency: str
+    free_threshold: Decimal | None
+    zones: tuple[StoredZone, ...]
+    weight_bands: tuple[WeightBand, ...]
+    active: bool
+    position: int
+    created_at: dt.datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> "StaffMethod":
+        zones = tuple(StoredZone(tuple(z.get("countries") or ()),
+                                 tuple((str(a), str(b)) for a, b in (z.get("postalRanges") or ())))
+                      for z in row["zones"] or ())
+        bands = tuple(WeightBand(b.get("maxGrams"), Decimal(str(b["price"]))) for b in row["weight_bands"] or ())
+        return cls(row["id"], row["name"], row["carrier"], row["description"], row["min_days"], row["max_days"],
+                   row["currency"], row["free_threshold"], zones, bands, row["active"], row["position"],
+                   row["created_at"])
 EDITABLE = ("name", "carrier", "description", "min_days", "max_days", "currency", "free_threshold", "zones",
             "weight_bands", "active", "position")
 
@@ -127,23 +163,24 @@ def _check_zone(zone: Zone) -> None:
         validate_destination(country, None, prefix="zones.")
 
 
-async def list_all(db: Database, tenant_id: UUID) -> list[asyncpg.Record]:
+async def list_all(db: Database, tenant_id: UUID) -> list[StaffMethod]:
     async with db.connection() as conn:
-        return list(await conn.fetch(f"SELECT {_COLUMNS} FROM shipping_methods WHERE tenant_id = $1"
-                                     " ORDER BY position, name, id", tenant_id))
+        rows = await conn.fetch(f"SELECT {_COLUMNS} FROM shipping_methods WHERE tenant_id = $1"
+                                " ORDER BY position, name, id", tenant_id)
+    return [StaffMethod.from_row(r) for r in rows]
 
 
-async def create_method(db: Database, tenant_id: UUID, values: dict[str, Any]) -> asyncpg.Record:
+async def create_method(db: Database, tenant_id: UUID, values: dict[str, Any]) -> StaffMethod:
     check_method(values)
     names = [k for k in EDITABLE if k in values]
     async with db.transaction() as conn:
-        return await conn.fetchrow(
+        return StaffMethod.from_row(await conn.fetchrow(
             f"INSERT INTO shipping_methods (tenant_id, {', '.join(names)})"
             f" VALUES ($1, {', '.join(f'${i + 2}' for i in range(len(names)))}) RETURNING {_COLUMNS}",
-            tenant_id, *[values[k] for k in names])
+            tenant_id, *[values[k] for k in names]))
 
 
-async def update_method(db: Database, tenant_id: UUID, method_id: UUID, changes: dict[str, Any]) -> asyncpg.Record:
+async def update_method(db: Database, tenant_id: UUID, method_id: UUID, changes: dict[str, Any]) -> StaffMethod:
     """Apply `changes` (only EDITABLE keys); the result must still be a usable method."""
     async with db.transaction() as conn:
         row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM shipping_methods WHERE id = $1 AND tenant_id = $2"
@@ -154,11 +191,11 @@ async def update_method(db: Database, tenant_id: UUID, method_id: UUID, changes:
         check_method(merged)
         names = [k for k in EDITABLE if k in changes]
         if not names:
-            return row
+            return StaffMethod.from_row(row)
         sets = ", ".join(f"{k} = ${i + 3}" for i, k in enumerate(names))
-        return await conn.fetchrow(
+        return StaffMethod.from_row(await conn.fetchrow(
             f"UPDATE shipping_methods SET {sets} WHERE id = $1 AND tenant_id = $2 RETURNING {_COLUMNS}",
-            method_id, tenant_id, *[changes[k] for k in names])
+            method_id, tenant_id, *[changes[k] for k in names]))
 
 
 async def deactivate_method(db: Database, tenant_id: UUID, method_id: UUID) -> None:

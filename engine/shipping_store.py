@@ -50,9 +50,3 @@ async def load_methods(conn: asyncpg.Connection, tenant_id: UUID, *, include_ina
         " ORDER BY position, name, id", tenant_id, include_inactive)
     return [method_from_row(r) for r in rows]
 
-
-async def load_method(conn: asyncpg.Connection, tenant_id: UUID, method_id: UUID) -> ShippingMethod | None:
-    """One method of the tenant (active or not), or None."""
-    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM shipping_methods WHERE id = $1 AND tenant_id = $2",
-                              method_id, tenant_id)
-    return None if row is None else method_from_row(row)

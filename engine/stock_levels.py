@@ -23,18 +23,6 @@ async def create_stock(conn: asyncpg.Connection, *, tenant_id: UUID, product_id:
         tenant_id, product_id, variant_id, on_hand)
 
 
-async def adjust_on_hand(conn: asyncpg.Connection, stock_id: UUID, new_on_hand: int, *,
-                         tenant_id: UUID | None = None) -> int:
-    """Set on_hand; refuse (Conflict) to go below reserved + sold. Returns the new available."""
-    available = await conn.fetchval(
-        "UPDATE stock SET on_hand = $2, updated_at = now()"
-        " WHERE id = $1 AND ($3::uuid IS NULL OR tenant_id = $3) AND $2 >= reserved + sold"
-        " RETURNING available", stock_id, new_on_hand, tenant_id)
-    if available is None:
-        await _explain_refusal(conn, stock_id, tenant_id)
-    return available
-
-
 async def set_available(conn: asyncpg.Connection, stock_id: UUID, available: int, *,
                         tenant_id: UUID | None = None) -> int:
     """Make `available` units sellable: on_hand = available + reserved + sold, computed inside

@@ -44,9 +44,11 @@ async def record_events(conn: asyncpg.Connection, tenant_id: UUID, order_id: UUI
 
 
 async def ship_order(db: Database, principal: Principal, order_id: UUID, carrier: Carrier, *,
-                     carrier_name: str | None, tracking_number: str | None, now: dt.datetime) -> asyncpg.Record:
+                     carrier_name: str | None, tracking_number: str | None, now: dt.datetime,
+                     estimated_delivery: dt.date | None = None) -> asyncpg.Record:
     """Staff hand the parcel over: PROCESSING (or PAID) -> SHIPPED with carrier, tracking number
-    (the carrier makes one up when none is given) and the first tracking event at `now`.
+    (the carrier makes one up when none is given) and the first tracking event at `now`; an
+    `estimated_delivery` given replaces the one the checkout promised.
     Raises OrderNotFound, InvalidStatusTransition (not yet paid, already shipped, final)."""
     if tracking_number is not None:
         tracking_number = tracking_number.strip()
@@ -64,7 +66,8 @@ async def ship_order(db: Database, principal: Principal, order_id: UUID, carrier
                             tenant_id=principal.tenant_id)
         updated = await conn.fetchrow(
             "UPDATE orders SET carrier = $2, tracking_number = $3, tracking_url = $4, shipped_at = $5,"
-            " updated_at = now() WHERE id = $1 RETURNING *", order_id, name, number, carrier.tracking_url(number), now)
+            " estimated_delivery = coalesce($6, estimated_delivery), updated_at = now() WHERE id = $1 RETURNING *",
+            order_id, name, number, carrier.tracking_url(number), now, estimated_delivery)
         await record_events(conn, order["tenant_id"], order_id,
                             [CarrierEvent(SHIPPED, "Warehouse", "Package shipped", now)])
     return updated
@@ -131,9 +134,32 @@ async def sync_shipped(db: Database, carrier_of: Callable[[str | None], Carrier]
 
 
 @dataclass(frozen=True, slots=True)
+class ShippedOrder:
+    """A shipped order as its tracking page shows it."""
+
+    order_id: UUID
+    order_number: str
+    status: str
+    carrier: str | None
+    tracking_number: str | None
+    tracking_url: str | None
+    estimated_delivery: dt.date | None
+    shipped_at: dt.datetime
+    delivered_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingEvent:
+    status: str
+    location: str | None
+    description: str | None
+    occurred_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Tracking:
-    order: asyncpg.Record
-    events: list[asyncpg.Record]    # newest first
+    order: ShippedOrder
+    events: list[TrackingEvent]    # newest first
 
 
 async def get_tracking(db: Database, principal: Principal, order_id: UUID) -> Tracking:
@@ -152,4 +178,8 @@ async def get_tracking(db: Database, principal: Principal, order_id: UUID) -> Tr
         events = await conn.fetch(
             "SELECT status, location, description, occurred_at FROM tracking_events WHERE order_id = $1"
             " ORDER BY occurred_at DESC, id DESC", order_id)
-    return Tracking(order, list(events))
+    shipped = ShippedOrder(order["id"], order["order_number"], order["status"], order["carrier"],
+                           order["tracking_number"], order["tracking_url"], order["estimated_delivery"],
+                           order["shipped_at"], order["delivered_at"])
+    return Tracking(shipped, [TrackingEvent(e["status"], e["location"], e["description"], e["occurred_at"])
+                              for e in events])

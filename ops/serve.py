@@ -1,11 +1,14 @@
-"""Running the API: one process, or several sharing a port (SO_REUSEPORT), with graceful
-shutdown on SIGTERM/SIGINT: stop accepting, finish in-flight requests, drain actors, close pools."""
+"""Running the API: one process, or several sharing a port (SO_REUSEPORT) under a supervisor
+that replaces any that dies, with graceful shutdown on SIGTERM/SIGINT: stop accepting, finish
+in-flight requests, drain actors, close pools."""
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import signal
+import time
 from typing import Awaitable, Callable
 
 import structlog
@@ -87,18 +90,47 @@ def serve(settings: Settings, processes: int = 1) -> None:
     if processes <= 1:
         _serve_one(settings, reuse_port=False)
         return
-    ctx = multiprocessing.get_context("spawn")
-    children = [ctx.Process(target=_serve_one, args=(settings, True), daemon=False) for _ in range(processes)]
-    for c in children:
-        c.start()
+    Supervisor(settings, processes).run()
 
-    def forward(signum: int, _frame: object) -> None:
-        for c in children:
-            if c.is_alive() and c.pid:
-                import os
-                os.kill(c.pid, signal.SIGTERM)
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for c in children:
-        c.join()
+class Supervisor:
+    """N API processes sharing the port (SO_REUSEPORT). A child that dies (OOM-killed, crashed)
+    is replaced at once, or after `backoff` seconds if it died within `backoff` of its start,
+    so a child that cannot start does not spin. SIGTERM/SIGINT are forwarded to every child,
+    each drains as in one-process mode, and the supervisor exits when all have."""
+
+    def __init__(self, settings: Settings, processes: int, backoff: float = 1.0) -> None:
+        self.settings, self.processes, self.backoff = settings, processes, backoff
+        self._ctx = multiprocessing.get_context("spawn")
+        self._stopping = False
+        self.children: list[tuple[multiprocessing.process.BaseProcess, float]] = []
+
+    def _start(self) -> tuple[multiprocessing.process.BaseProcess, float]:
+        child = self._ctx.Process(target=_serve_one, args=(self.settings, True), daemon=False)
+        child.start()
+        return child, time.monotonic()
+
+    def _forward(self, signum: int, _frame: object) -> None:
+        self._stopping = True
+        for child, _ in self.children:
+            if child.is_alive() and child.pid:
+                os.kill(child.pid, signal.SIGTERM)
+
+    def run(self) -> None:
+        configure_logging(self.settings.log_format, self.settings.log_level)
+        signal.signal(signal.SIGTERM, self._forward)
+        signal.signal(signal.SIGINT, self._forward)
+        self.children = [self._start() for _ in range(self.processes)]
+        while not self._stopping:
+            for i, (child, started) in enumerate(self.children):
+                child.join(timeout=0.2)
+                if child.exitcode is None or self._stopping:
+                    continue
+                log.warning("api_process_died", pid=child.pid, exitcode=child.exitcode)
+                if time.monotonic() - started < self.backoff:
+                    time.sleep(self.backoff)
+                if not self._stopping:
+                    self.children[i] = self._start()
+                    log.info("api_process_replaced", old_pid=child.pid, pid=self.children[i][0].pid)
+        for child, _ in self.children:
+            child.join()

@@ -16,6 +16,7 @@ needs another status, meta or headers, or an aiohttp response for non-JSON pages
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -95,6 +96,7 @@ class RouteSpec:
     paginated: bool = False
     text_params: tuple[str, ...] = ()  # path params that are not UUIDs
     raw: bool = False               # handler returns its own aiohttp response (HTML pages)
+    content_type: str = "text/html"  # what a raw route answers, for the OpenAPI document
     full_path: str = ""
 
 
@@ -209,9 +211,19 @@ async def decode_body(request: web.Request, typ: Any) -> Any:
         raise ValidationError("JSON is nested too deeply.", details={"body": ["nested too deeply"]}) from None
 
 
+@functools.cache
+def _query_names(typ: Any) -> frozenset[str]:
+    return frozenset(f.encode_name for f in msgspec.structs.fields(typ))
+
+
 def decode_query(request: web.Request, typ: Any) -> Any:
+    """The query string as `typ`. Parameters `typ` does not name are ignored on every route
+    (docs/DECISIONS.md): a cache-buster or a tracking tag must not break a GET."""
+    known = _query_names(typ)
     values: dict[str, Any] = {}
     for key in request.query.keys():
+        if key not in known or key in values:
+            continue
         got = request.query.getall(key)
         if len(got) > 1:
             raise ValidationError("Invalid query parameters.", details={key: ["given more than once"]})
@@ -238,6 +250,19 @@ def decode_params(request: web.Request, spec: RouteSpec) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- endpoint
+
+def _compress_if_large(request: web.Request, response: web.StreamResponse) -> None:
+    """gzip a large body (product lists) for a client that accepts it. Small bodies are not
+    worth the CPU; aiohttp moves bodies over its threshold to a thread, off the event loop."""
+    if not isinstance(response, web.Response) or not isinstance(response.body, bytes):
+        return
+    if len(response.body) < request.app[keys.SETTINGS].compress_min_bytes:
+        return
+    if "gzip" in request.headers.get("Accept-Encoding", "").lower():
+        response.enable_compression(web.ContentCoding.gzip)
+        if "Accept-Encoding" not in response.headers.get("Vary", ""):
+            response.headers.add("Vary", "Accept-Encoding")
+
 
 def _endpoint(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def endpoint(request: web.Request) -> web.StreamResponse:
@@ -289,6 +314,7 @@ def _endpoint(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamRe
         else:
             response = success(result, status=spec.status)
         response.headers.update(limit_headers)
+        _compress_if_large(request, response)
         return response
 
     endpoint.__name__ = spec.handler.__name__

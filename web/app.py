@@ -29,7 +29,8 @@ from web.ratelimit import RateLimiter
 
 # The order of the OpenAPI document. Set-up does not depend on it: shared resources come from
 # _shared_resources and web.resources, before any feature's `setup`.
-FEATURES = ("system", "identity", "catalogue", "addresses", "cart", "coupons", "orders", "shipping", "payments", "refunds", "webhooks")
+FEATURES = ("system", "identity", "catalogue", "addresses", "cart", "coupons", "orders", "shipping", "payments", "refunds",
+            "price_lists", "operations", "webhooks")
 
 
 def _feature_modules() -> list:

@@ -4,8 +4,8 @@
   `jti` or session is on the Redis deny list (logout, refresh-token theft), or when its `ver` is
   no longer its account's version (role, permissions or account state changed since it was
   issued; account disabled or gone). The tenant is the token's; `X-Tenant` is ignored.
-- `X-API-Key: ck_...`: a server-to-server key; the Principal has the key's tenant, scopes
-  (as permissions) and plan, and no user or role.
+- `X-API-Key: ck_...` (or `Authorization: ApiKey ck_...`): a server-to-server key; the
+  Principal has the key's tenant, scopes (as permissions) and plan, and no user or role.
 - Neither: anonymous, in the tenant named by `X-Tenant` (a slug) or the default tenant.
 Bad credentials are always 401, never anonymous; both kinds at once are 401 too.
 
@@ -75,6 +75,11 @@ class Authenticator:
     async def authenticate(self, request: web.Request, *, required: bool = False) -> Principal:
         header = request.headers.get("Authorization")
         key = request.headers.get("X-API-Key")
+        scheme, _, value = (header or "").partition(" ")
+        if scheme.lower() == "apikey":  # `Authorization: ApiKey <key>`: the same credential as X-API-Key
+            if key:
+                raise Unauthorized("Send the API key in one header, not both.")
+            return await self._api_key(value.strip())
         if header and key:
             raise Unauthorized("Send either a bearer token or an API key, not both.")
         if header:

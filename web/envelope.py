@@ -23,6 +23,12 @@ class Pagination(msgspec.Struct, rename="camel"):
         return cls(total=total, page=page, page_size=page_size, total_pages=pages,
                    has_next=page < pages, has_previous=page > 1)
 
+    @classmethod
+    def whole(cls, total: int) -> "Pagination":
+        """A list that is never cut into pages (category tree, shipping methods): one page of
+        everything, so every list still carries `meta.pagination` (docs/DECISIONS.md)."""
+        return cls.of(total, 1, max(total, 1))
+
 
 # Money is Decimal inside the engine; JSON shows it as a number in the major unit (2500, 25.99).
 # msgspec writes aware UTC datetimes with "Z"; the engine only hands it aware datetimes.

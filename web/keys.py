@@ -9,6 +9,7 @@ from aiohttp import web
 
 from engine.db import Database
 from engine.domain.principal import Principal
+from engine.identity.sessions import Sessions
 from engine.settings import Settings
 
 if TYPE_CHECKING:
@@ -23,6 +24,8 @@ METRICS: web.AppKey["Metrics"] = web.AppKey("metrics")
 AUTH: web.AppKey["Authenticator"] = web.AppKey("auth")
 LIMITER: web.AppKey["RateLimiter"] = web.AppKey("limiter")
 OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")
+# Sign-up, login, refresh and logout (engine.identity.sessions): the API and the operations page.
+SESSIONS = web.AppKey("identity_sessions", Sessions)
 # The stored answer to a keyed request, if any (web.idempotency.stored_replay): web.api answers
 # a replay from it when the budget is spent, without importing the module built on top of it.
 STORED_REPLAY: web.AppKey[Any] = web.AppKey("stored_replay")

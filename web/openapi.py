@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 from typing import Any, Iterable
 
 import msgspec
+import msgspec.inspect as mi
 
 from web.api import OPTIONAL, PUBLIC, REQUIRED, RouteSpec
 from web.errors import status_of
@@ -96,12 +98,92 @@ def _money_as_number(node: Any) -> Any:
     return node
 
 
-def build(specs: Iterable[RouteSpec], *, title: str = "Commerce API", version: str = "2.4.0") -> dict[str, Any]:
+# The versions of the two source documents this API implements (CONTRACT.md); `info.version`
+# is the engine's own version, which changes with every release of this code.
+SOURCE_DOCUMENTS = {"platform-api-overview.txt": "2.4.0", "storefront-api-v1.txt": "1"}
+
+
+def engine_version() -> str:
+    try:
+        return importlib.metadata.version("commerce-engine")
+    except importlib.metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        return "0.0.0+unknown"
+
+
+def _timestamp_fields(types: Iterable[Any]) -> dict[str, set[str]]:
+    """Struct name -> the encoded names of its datetime fields, across every reachable Struct.
+    msgspec describes a datetime as a bare string; clients need to know it is a timestamp."""
+    found: dict[str, set[str]] = {}
+    seen: set[type] = set()
+
+    def is_datetime(t: Any) -> bool:
+        if isinstance(t, mi.Metadata):
+            return is_datetime(t.type)
+        if isinstance(t, mi.UnionType):
+            return any(is_datetime(x) for x in t.types)
+        return isinstance(t, mi.DateTimeType)
+
+    def visit(t: Any) -> None:
+        if isinstance(t, mi.Metadata):
+            visit(t.type)
+        elif isinstance(t, mi.StructType):
+            if t.cls in seen:
+                return
+            seen.add(t.cls)
+            names = found.setdefault(t.cls.__name__, set())
+            for f in t.fields:
+                if is_datetime(f.type):
+                    names.add(f.encode_name)
+                visit(f.type)
+        elif isinstance(t, mi.UnionType):
+            for x in t.types:
+                visit(x)
+        elif isinstance(t, (mi.ListType, mi.SetType, mi.FrozenSetType, mi.VarTupleType)):
+            visit(t.item_type)
+        elif isinstance(t, mi.TupleType):
+            for x in t.item_types:
+                visit(x)
+        elif isinstance(t, mi.DictType):
+            visit(t.value_type)
+
+    for info in mi.multi_type_info(list(types)):
+        visit(info)
+    return found
+
+
+def _as_date_time(node: Any) -> Any:
+    if isinstance(node, dict):
+        if node.get("type") == "string" and "format" not in node:
+            return {**node, "format": "date-time"}
+        return {k: (_as_date_time(v) if k == "anyOf" else v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_as_date_time(v) for v in node]
+    return node
+
+
+def _mark_timestamps(components: dict[str, Any], types: Iterable[Any]) -> None:
+    for name, fields in _timestamp_fields(types).items():
+        props = components.get(name, {}).get("properties", {})
+        for field in fields:
+            if field in props:
+                props[field] = _as_date_time(props[field])
+
+
+def _raw_response(spec: RouteSpec, headers: dict[str, Any]) -> dict[str, Any]:
+    """A route answering its own response: its real content type, or a redirect."""
+    if 300 <= spec.status < 400:
+        return {"description": "Redirect", "headers": {**headers, "Location": {"schema": {"type": "string"}}}}
+    schema = {"type": "object"} if spec.content_type == "application/json" else {"type": "string"}
+    return {"description": "Success", "headers": headers, "content": {spec.content_type: {"schema": schema}}}
+
+
+def build(specs: Iterable[RouteSpec], *, title: str = "Commerce API", version: str | None = None) -> dict[str, Any]:
     specs = list(specs)
     types = {id(t): t for s in specs for t in (s.body, s.response) if t is not None}
     schemas, components = msgspec.json.schema_components(list(types.values()), ref_template=_REF)
     schema_of = dict(zip(types.keys(), schemas))
     components = dict(components)
+    _mark_timestamps(components, types.values())
     components["Error"] = _ERROR
     components["Pagination"] = _PAGINATION
 
@@ -140,7 +222,7 @@ def build(specs: Iterable[RouteSpec], *, title: str = "Commerce API", version: s
         if _limited(spec):
             ok_headers.update(_RATE_HEADERS)
         if spec.raw:
-            ok_content: dict[str, Any] = {"text/html": {"schema": {"type": "string"}}}
+            ok_response = _raw_response(spec, ok_headers)
         else:
             data_schema = schema_of[id(spec.response)] if spec.response is not None else {}
             envelope = {"type": "object", "required": ["success", "data"],
@@ -149,8 +231,9 @@ def build(specs: Iterable[RouteSpec], *, title: str = "Commerce API", version: s
                                                 "properties": {"pagination": {"$ref": _REF.format(name="Pagination")}}}}}
             if spec.paginated:
                 envelope["required"] = ["success", "data", "meta"]
-            ok_content = {"application/json": {"schema": envelope}}
-        responses: dict[str, Any] = {str(spec.status): {"description": "Success", "headers": ok_headers, "content": ok_content}}
+            ok_response = {"description": "Success", "headers": ok_headers,
+                           "content": {"application/json": {"schema": envelope}}}
+        responses: dict[str, Any] = {str(spec.status): ok_response}
         by_status: dict[int, list[str]] = {}
         for code in [*_always_errors(spec), *spec.errors]:
             by_status.setdefault(status_of(code), [])
@@ -171,7 +254,8 @@ def build(specs: Iterable[RouteSpec], *, title: str = "Commerce API", version: s
 
     return _money_as_number({
         "openapi": "3.1.0",
-        "info": {"title": title, "version": version,
+        "info": {"title": title, "version": version or engine_version(),
+                 "x-source-documents": SOURCE_DOCUMENTS,
                  "description": "Storefront and platform API of the commerce engine. Every response uses the "
                                 "`{success, data, meta}` / `{success, error}` envelope."},
         "servers": [{"url": "/"}],
@@ -180,7 +264,8 @@ def build(specs: Iterable[RouteSpec], *, title: str = "Commerce API", version: s
             "schemas": components,
             "securitySchemes": {
                 "BearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
-                "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
+                           "description": "Server-to-server key; `Authorization: ApiKey <key>` is accepted too."},
             },
         },
     })

@@ -1,7 +1,7 @@
 """The actor services a web process shares across features, started and stopped in one place.
 
 Product actors (engine.stock.StockService) own stock reservations; user actors
-(engine.user_actor.UserActors) run one user's cart commands and checkouts one at a time. Both
+(engine.actors.user.UserActors) run one user's cart commands and checkouts one at a time. Both
 start after the shared database pool (web.app) and stop before it; user actors stop first, since
 a checkout inside a user actor still asks the product actors. One metrics collector reports
 both registries under one set of names, labelled by kind.
@@ -15,25 +15,36 @@ from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from engine.actors import ActorStats
+from engine.payments import provider_for
+from engine.payments.provider import PaymentProvider
 from engine.stock import StockService
-from engine.user_actor import UserActors
+from engine.actors.user import UserActors
 from web import keys
 
 STOCK = web.AppKey("stock_service", StockService)
 USER_ACTORS = web.AppKey("user_actors", UserActors)
+# The payment provider adapter (PAYMENT_PROVIDER): checkout links, refunds by staff and by PATCH.
+PROVIDER = web.AppKey("payment_provider", PaymentProvider)
 
 
 def setup(app: web.Application) -> None:
     """Append the actor services to the app's cleanup contexts (after the shared resources)."""
+    app.cleanup_ctx.append(_payment_provider)
     app.cleanup_ctx.append(_product_actors)
     app.cleanup_ctx.append(_user_actors)
     app[keys.METRICS].add_collector(lambda: actor_metrics(_registries(app)))
+
+
+async def _payment_provider(app: web.Application) -> AsyncIterator[None]:
+    app[PROVIDER] = provider_for(app[keys.SETTINGS], app[keys.DB])
+    yield
 
 
 async def _product_actors(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     service = StockService(app[keys.DB], settings)
     app[STOCK] = service
+    await service.start()   # sold-out notices and the product summary refresher (engine.stock)
     try:
         yield
     finally:

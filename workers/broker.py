@@ -12,7 +12,9 @@ idempotent jobs absorb.
 
 Production Redis (operators): run it with `appendonly yes` and `appendfsync everysec` (or
 `always` for zero loss) and `maxmemory-policy noeviction`, so neither a restart nor memory
-pressure drops queued jobs. Whatever Redis still loses, the periodic expiry sweep re-finds.
+pressure drops queued jobs. Whatever Redis still loses (the last second before a kill -9, what a
+failover's replica never received), the outbox sends again: a row is done only when its job
+finished (workers/middleware/outbox_done.py), and the expiry sweep re-finds overdue orders too.
 """
 
 from __future__ import annotations

@@ -1,19 +1,10 @@
-"""What each `commerce worker` process imports: `dramatiq workers.entry:boot -p N -t N`.
-
-Dramatiq's CLI calls `boot()` in every worker process it forks; settings come from the
-environment, which `workers.main.run` fills from the parent's settings.
-"""
+"""Kept for `dramatiq workers.entry:boot` command lines written before `workers.app` existed:
+booting imports `workers.app`, which does all the work at import."""
 
 from __future__ import annotations
 
-import dramatiq
-
-from engine.observability import configure_logging
-from engine.settings import Settings
-from workers.assembly import assemble
+import importlib
 
 
 def boot() -> None:
-    settings = Settings.from_env()
-    configure_logging(settings.log_format, settings.log_level)
-    dramatiq.set_broker(assemble(settings).broker)
+    importlib.import_module("workers.app")

@@ -34,7 +34,7 @@ log = structlog.get_logger("workers.jobs")
 SWEEP_OVERDUE_ORDERS = "sweep_overdue_orders"     # expire every overdue unpaid order
 RECLAIM_STOCK_HOLDS = "reclaim_stock_holds"       # units of checkouts whose process died
 PURGE_IDEMPOTENCY_KEYS = "purge_idempotency_keys"  # expired Idempotency-Key records
-PURGE_SENT_OUTBOX = "purge_sent_outbox"           # outbox rows relayed more than a day ago
+PURGE_SENT_OUTBOX = "purge_sent_outbox"           # outbox rows done more than a day ago
 PAYMENTS_QUEUE, EXPIRY_QUEUE, HOUSEKEEPING_QUEUE = "payments", "expiry", "housekeeping"
 QUEUES = (PAYMENTS_QUEUE, EXPIRY_QUEUE, HOUSEKEEPING_QUEUE)
 
@@ -118,7 +118,10 @@ def periodic_tasks(actors: dict[str, dramatiq.Actor], tick_seconds: float) -> li
 def sender(actors: dict[str, dramatiq.Actor]):
     """The relay's send function: job name + payload (+ delay) -> a message on that actor."""
 
-    def send(job: str, payload: dict[str, Any], delay_ms: int | None) -> None:
-        actors[job].send_with_options(kwargs=payload, delay=delay_ms)
+    def send(job: str, payload: dict[str, Any], delay_ms: int | None, outbox_id: int | None = None) -> None:
+        # outbox_id rides along as a message option: the worker marks that row done when the
+        # job finishes (workers/middleware/outbox_done.py).
+        options = {} if outbox_id is None else {"outbox_id": outbox_id}
+        actors[job].send_with_options(kwargs=payload, delay=delay_ms, **options)
 
     return send

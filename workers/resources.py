@@ -56,6 +56,10 @@ class WorkerResources:
         await asyncio.wait_for(self._event().wait(), timeout)
 
     @property
+    def is_open(self) -> bool:
+        return self._db is not None
+
+    @property
     def db(self) -> Database:
         assert self._db is not None, "WorkerResources.open() has not run"
         return self._db

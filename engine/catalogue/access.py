@@ -1,8 +1,8 @@
 """Who sees what in the catalogue, and at which price.
 
-`price_for` is the one seam for personalised pricing: today every caller pays the list price;
-a price list per customer group plugs in here (look the principal's group up, return its price)
-without touching any query or view.
+`price_for` is the public list price every view is rendered with (so anonymous reads stay
+cacheable); a signed-in buyer's customer-group prices are laid over the rendered views by
+engine.price_lists.personalise, which asks the same SQL rule the cart and checkout use.
 """
 
 from __future__ import annotations
@@ -24,3 +24,10 @@ def moderates_reviews(principal: Principal) -> bool:
 def price_for(principal: Principal, list_price: Decimal) -> Decimal:
     """The price `principal` pays for a product whose list price is `list_price`."""
     return list_price
+
+
+def shares_public_view(principal: Principal) -> bool:
+    """True when `principal` sees exactly what every anonymous caller sees (list prices, no hidden
+    products), so a document cached for one may be served to another. Only anonymous callers
+    today: a signed-in read bypasses the shared cache, which leaves room for per-group prices."""
+    return principal.is_anonymous

@@ -79,7 +79,27 @@ class NewVariant(Body):
     attributes: Attributes = {}
 
 
+def _merge(cmd: msgspec.Struct, storefront: str, platform: str, value: object, default: object = UNSET) -> None:
+    """Fold the platform document's spelling of a field into the storefront's: either may be
+    given; both given must agree (a write should never pick one silently)."""
+    mine = getattr(cmd, storefront)
+    if value is not UNSET:
+        if mine is not UNSET and mine != value:
+            raise ValueError(f"`{platform}` and its storefront spelling disagree; send one of them")
+        setattr(cmd, storefront, value)
+    elif mine is UNSET and default is not UNSET:
+        setattr(cmd, storefront, default)
+
+
+def _status_of(active: bool | UnsetType) -> StoredStatus | UnsetType:
+    # The platform's `active: false` takes a product off sale without archiving it: DRAFT.
+    return UNSET if active is UNSET else ("ACTIVE" if active else "DRAFT")
+
+
 class NewProduct(Body):
+    """A new product in either document's vocabulary: `stockQuantity` or `stock`, `status` or
+    `active`, `categoryId` or `category` (a slug)."""
+
     name: Name
     sku: Sku
     price: Money
@@ -88,8 +108,8 @@ class NewProduct(Body):
     short_description: Short | None = None
     compare_at_price: Money | None = None
     currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")] | None = None
-    status: StoredStatus = "ACTIVE"
-    stock_quantity: Quantity = 0
+    status: StoredStatus | UnsetType = UNSET   # ACTIVE when neither status nor active is given
+    stock_quantity: Quantity | UnsetType = UNSET  # 0 when neither stockQuantity nor stock is given
     track_inventory: bool = True
     weight: Grams | None = None
     dimensions: NewDimensions | None = None
@@ -101,6 +121,34 @@ class NewProduct(Body):
     commission_percentage: Percent = Decimal(0)
     career_points_percentage: Percent = Decimal(0)
     max_per_order: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
+    stock: Quantity | UnsetType = UNSET
+    active: bool | UnsetType = UNSET
+    category: Slug | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _merge(self, "stock_quantity", "stock", self.stock, default=0)
+        _merge(self, "status", "active", _status_of(self.active), default="ACTIVE")
+
+
+class VariantChange(Body):
+    """One entry of PATCH `variants`: with `id`, the supplied fields of that variant change
+    (`deleted: true` removes it); without `id`, a new variant (name, sku and price required)."""
+
+    id: UUID | None = None
+    name: Name | UnsetType = UNSET
+    sku: Sku | UnsetType = UNSET
+    price: Money | UnsetType = UNSET
+    stock_quantity: Quantity | UnsetType = UNSET
+    stock: Quantity | UnsetType = UNSET
+    attributes: Attributes | UnsetType = UNSET
+    deleted: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _merge(self, "stock_quantity", "stock", self.stock)
+        if self.id is None and (self.deleted or UNSET in (self.name, self.sku, self.price)):
+            raise ValueError("a new variant (no `id`) needs name, sku and price")
 
 
 class ProductChanges(Body):
@@ -127,6 +175,16 @@ class ProductChanges(Body):
     commission_percentage: Percent | UnsetType = UNSET
     career_points_percentage: Percent | UnsetType = UNSET
     max_per_order: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None | UnsetType = UNSET
+    variants: Annotated[list[VariantChange], msgspec.Meta(max_length=100)] | UnsetType = UNSET
+    # The platform document's spellings (see NewProduct).
+    stock: Quantity | UnsetType = UNSET
+    active: bool | UnsetType = UNSET
+    category: Slug | None | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _merge(self, "stock_quantity", "stock", self.stock)
+        _merge(self, "status", "active", _status_of(self.active))
 
 
 class NewCategory(Body):

@@ -12,6 +12,7 @@ from uuid import UUID
 
 import asyncpg
 
+from engine import price_lists
 from engine.catalogue import views as v
 from engine.catalogue.access import price_for, sees_hidden
 from engine.catalogue.listing import ProductListing, count_query, page_query
@@ -38,7 +39,9 @@ async def list_products(conn: asyncpg.Connection, principal: Principal,
 async def render_products(conn: asyncpg.Connection, principal: Principal,
                           rows: list[asyncpg.Record]) -> list[v.Product]:
     images = await _images_of(conn, [r["id"] for r in rows])
-    return [product_view(principal, r, images.get(r["id"], [])) for r in rows]
+    views = [product_view(principal, r, images.get(r["id"], [])) for r in rows]
+    await price_lists.personalise(conn, principal, views)
+    return views
 
 
 async def _images_of(conn: asyncpg.Connection, ids: list[UUID]) -> dict[UUID, list[asyncpg.Record]]:
@@ -122,17 +125,49 @@ SELECT p.*, c.name AS category_name, c.slug AS category_slug,
                         AND t.status = 'ACTIVE' AND t.deleted_at IS NULL AND t.id <> p.id
                       ORDER BY t.units_sold + 0 DESC, t.id LIMIT $3) best
                JOIN products o ON o.id = best.id
-              ORDER BY best.units_sold DESC, best.id) AS detail_related
+              ORDER BY best.units_sold DESC, best.id) AS detail_related,
+       ARRAY(SELECT s.available FROM stock s WHERE s.product_id = p.id ORDER BY s.id) AS probe_stock
   FROM products p LEFT JOIN categories c ON c.id = p.category_id
  WHERE p.id = $1 AND p.tenant_id = $2
 """
 
+# What a product's document depends on that changes without an edit of the product (stock on
+# every sale, rating on every review), plus its edits (`updated_at`). One primary-key read and
+# one index read of its stock rows: a cached document is still right while its probe is unchanged
+# (related products and the category trail excepted: the cache's TTL bounds those).
+_PROBE = """
+SELECT p.updated_at, p.deleted_at, p.status, p.rating_count, p.rating_sum, p.stock_available,
+       ARRAY(SELECT s.available FROM stock s WHERE s.product_id = p.id ORDER BY s.id) AS probe_stock
+  FROM products p WHERE p.id = $1 AND p.tenant_id = $2
+"""
+
+
+def _probe_of(r: Any) -> tuple:
+    # stock_available too: the document shows it, and it follows reservations only within the
+    # summary's bound (engine.stock_summary), after the stock rows themselves.
+    return (r["updated_at"], r["deleted_at"], r["status"], r["rating_count"], r["rating_sum"], r["stock_available"],
+            tuple(r["probe_stock"]))
+
+
+async def detail_probe(conn: asyncpg.Connection, tenant_id: UUID, product_id: UUID) -> tuple | None:
+    """The probe of a product's document as it is now (None: the product is gone)."""
+    r = await conn.fetchrow(_PROBE, product_id, tenant_id)
+    return None if r is None else _probe_of(r)
+
 
 async def product_detail(conn: asyncpg.Connection, principal: Principal, product_id: UUID) -> v.ProductDetail:
+    return (await product_document(conn, principal, product_id))[0]
+
+
+async def product_document(conn: asyncpg.Connection, principal: Principal,
+                           product_id: UUID) -> tuple[v.ProductDetail, tuple]:
+    """The detail and its probe, read in one statement (so the probe describes this detail)."""
     r = await conn.fetchrow(_FULL_DETAIL, product_id, principal.tenant_id, RELATED_LIMIT)
     if r is None or not sees_hidden(principal) and (r["deleted_at"] is not None or r["status"] != "ACTIVE"):
         raise ProductNotFound()
-    return detail_view(principal, r)
+    detail = detail_view(principal, r)
+    await price_lists.personalise(conn, principal, [detail])
+    return detail, _probe_of(r)
 
 
 def detail_view(principal: Principal, r: Any) -> v.ProductDetail:

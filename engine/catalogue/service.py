@@ -11,7 +11,8 @@ from uuid import UUID
 
 from engine.catalogue import categories, product_edits, products, reviews
 from engine.catalogue import views as v
-from engine.catalogue.commands import CategoryChanges, NewCategory, NewProduct, NewReview, ProductChanges, ReviewModeration
+from engine.catalogue.commands import (CategoryChanges, NewCategory, NewProduct, NewReview, ProductChanges,
+                                       ReviewModeration)
 from engine.catalogue.listing import ProductListing
 from engine.db import Database
 from engine.domain.principal import Principal
@@ -41,6 +42,18 @@ async def product_page(db: Database, principal: Principal, listing: ProductListi
 async def product_detail(db: Database, principal: Principal, product_id: UUID) -> v.ProductDetail:
     async with db.connection() as conn:
         return await products.product_detail(conn, principal, product_id)
+
+
+async def product_document(db: Database, principal: Principal, product_id: UUID) -> tuple[v.ProductDetail, tuple]:
+    """The detail and its probe (what a cached copy of it is checked against), read together."""
+    async with db.connection() as conn:
+        return await products.product_document(conn, principal, product_id)
+
+
+async def detail_probe(db: Database, tenant_id: UUID, product_id: UUID) -> tuple | None:
+    """The probe of a product's document as it is now (None: the product is gone)."""
+    async with db.connection() as conn:
+        return await products.detail_probe(conn, tenant_id, product_id)
 
 
 async def create_product(db: Database, principal: Principal, cmd: NewProduct, *, currency: str) -> v.ProductDetail:
@@ -128,7 +141,8 @@ async def review_page(db: Database, principal: Principal, product_id: UUID, list
 async def create_review(db: Database, principal: Principal, product_id: UUID, cmd: NewReview, *,
                         auto_publish_verified: bool) -> v.CreatedReview:
     async with db.transaction() as conn:
-        return await reviews.create_review(conn, principal, product_id, cmd, auto_publish_verified=auto_publish_verified)
+        return await reviews.create_review(conn, principal, product_id, cmd,
+                                           auto_publish_verified=auto_publish_verified)
 
 
 async def toggle_helpful(db: Database, principal: Principal, product_id: UUID, review_id: UUID) -> v.HelpfulVote:

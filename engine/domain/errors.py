@@ -78,6 +78,8 @@ CannotRefund = _error("CannotRefund", "CANNOT_REFUND", "Order is not eligible fo
 RefundPeriodExpired = _error("RefundPeriodExpired", "REFUND_PERIOD_EXPIRED", "Refund period has expired.")
 RefundAlreadyRequested = _error("RefundAlreadyRequested", "REFUND_ALREADY_REQUESTED", "Refund request already pending.")
 RefundNotFound = _error("RefundNotFound", "REFUND_NOT_FOUND", "Refund request not found.")
+PriceListNotFound = _error("PriceListNotFound", "PRICE_LIST_NOT_FOUND", "Price list not found.")
+RefundFailed = _error("RefundFailed", "REFUND_FAILED", "The payment provider refused the refund.")
 NotShipped = _error("NotShipped", "NOT_SHIPPED", "Order has not been shipped yet.")
 InvalidSignature = _error("InvalidSignature", "INVALID_SIGNATURE", "Webhook signature is invalid.")
 

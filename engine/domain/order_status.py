@@ -11,6 +11,8 @@ until `refund_period_days` after delivery, the deadline instant itself included.
 
 The storefront names are canonical and are what responses show; the platform document's
 lowercase names are accepted as input aliases (pending = PENDING_PAYMENT, confirmed = PAID).
+PROCESSING is the storefront's own step: a platform move from PAID to SHIPPED passes through it
+(engine.tracking.ship_order records both), so this table stays the storefront's.
 """
 
 from __future__ import annotations

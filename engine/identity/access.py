@@ -8,7 +8,9 @@ and Redis's old copy is believed for at most ACCOUNT_VERSION_TTL seconds.
 
 Rules (pure, below): permissions belong to staff only (a customer or partner has none); staff
 given no permissions get none ('*' must be asked for); a caller may grant only permissions it
-holds itself, and only a holder of '*' may change an account that holds '*'.
+holds itself, only a holder of '*' may change an account that holds '*', and nobody changes
+their own access through the API (so the last administrator cannot lock everyone out by a
+slip; the operator's CLI can).
 """
 
 from __future__ import annotations
@@ -61,10 +63,13 @@ def check_grant(caller_permissions: frozenset[str], target: Account, change: Acc
 
 async def change_access(db: Database, versions: AccountVersions | None, tenant_id: UUID, user_id: UUID,
                         change: AccessChange, *, caller_permissions: frozenset[str] = frozenset({"*"}),
+                        caller_id: UUID | None = None,
                         on_redis_down: Callable[[str, BaseException], None] = lambda what, exc: None,
                         ) -> tuple[Account, bool]:
     """Apply the change; returns (the account after it, whether Redis heard of it at once)."""
     change = check_change(change)
+    if caller_id is not None and caller_id == user_id:
+        raise Forbidden("You cannot change your own access; ask another staff member.")
     async with db.transaction() as conn:
         target = await conn.fetchrow("SELECT 1 FROM users WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
                                      user_id, tenant_id)

@@ -12,6 +12,7 @@ Every event, applied or not, leaves a payment_events row saying what it did.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
 from uuid import UUID
 
@@ -31,16 +32,6 @@ IGNORED_AMOUNT_MISMATCH, IGNORED_STATUS = "IGNORED_AMOUNT_MISMATCH", "IGNORED_ST
 async def lock_order(conn: asyncpg.Connection, order_id: UUID, tenant_id: UUID | None = None) -> asyncpg.Record:
     """The order row, locked for this transaction; OrderNotFound if absent (or another tenant's)."""
     return await orders.lock_order(conn, order_id, tenant_id=tenant_id)
-
-
-async def record_payment_intent(conn: asyncpg.Connection, *, tenant_id: UUID, order_id: UUID, provider: str,
-                                payment_ref: str | None, method: str, amount: Decimal, currency: str) -> UUID:
-    """The PENDING payment of a new order (checkout calls this in its transaction)."""
-    return await conn.fetchval(
-        "INSERT INTO payments (tenant_id, order_id, provider, payment_ref, method, currency, amount)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        " ON CONFLICT (order_id) DO UPDATE SET updated_at = now() RETURNING id",
-        tenant_id, order_id, provider, payment_ref, method, currency, amount)
 
 
 async def _mark_paid(conn: asyncpg.Connection, order: asyncpg.Record, *, provider: str, payment_ref: str | None,
@@ -127,10 +118,22 @@ async def confirm_bank_transfer(conn: asyncpg.Connection, tenant_id: UUID, order
                                    now=now, tenant_id=tenant_id)
 
 
+@dataclass(frozen=True, slots=True)
+class PaymentState:
+    """An order's payment as it stands after a confirmation."""
+
+    order_id: UUID
+    status: str
+    payment_status: str
+    paid_at: dt.datetime | None
+    transaction_id: str | None
+
+
 async def confirm_payment(db: Database, tenant_id: UUID, order_id: UUID, *, actor: str,
-                          now: dt.datetime) -> asyncpg.Record:
+                          now: dt.datetime) -> PaymentState:
     """The unit of work behind staff's confirm-payment; returns the order's payment state after."""
     async with db.transaction() as conn:
         await confirm_bank_transfer(conn, tenant_id, order_id, actor=actor, now=now)
-        return await conn.fetchrow(
+        row = await conn.fetchrow(
             "SELECT id, status, payment_status, paid_at, transaction_id FROM orders WHERE id = $1", order_id)
+    return PaymentState(row["id"], row["status"], row["payment_status"], row["paid_at"], row["transaction_id"])

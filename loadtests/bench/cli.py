@@ -19,7 +19,7 @@ from pathlib import Path
 
 import asyncpg
 
-from loadtests.bench import contention, reads, report
+from loadtests.bench import contention, reads, report, sale
 from loadtests.engine_run import GENEROUS_LIMITS, JWT_SECRET, REPO, EngineRun
 from loadtests.fixtures import Buyer, Shop, Tokens, add_buyers, arrange_shop
 
@@ -38,8 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkout-buyers", type=int,
                    help="buyers with a prepared cart in the many-products checkout; default 6000, quick 300")
     p.add_argument("--memory-users", type=int, help="distinct users for the memory section; default 100000, quick 300")
-    p.add_argument("--sections", default="flash,checkout,reads,limiter,memory",
-                   help="comma-separated subset of flash,checkout,reads,limiter,memory")
+    p.add_argument("--sections", default="flash,sale,checkout,reads,limiter,memory",
+                   help="comma-separated subset of flash,sale,checkout,reads,limiter,memory (sale: mostly losing,"
+                        " 1/2/4 API processes, one buyer at idle)")
     return p
 
 
@@ -80,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"bench: {key} done in {time.monotonic() - t0:.0f}s", flush=True)
 
         attempt("flash", lambda: contention.flash_sale(engine, shop, buyers, plan, quick=q))
+        attempt("sale", lambda: sale.flash_variants(engine, shop, buyers, plan, quick=q))
         attempt("checkout", lambda: contention.many_products(engine, shop, checkout_buyers, plan, products=products,
                                                              concurrency=plan.concurrencies[0], lines=lines))
         attempt("reads", lambda: reads.catalogue_reads(engine, shop, plan))
@@ -88,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                idle_seconds=2.0 if q else 5.0))
     results["elapsed"] = time.monotonic() - started
     path = report.write(results, out, charts)
-    violations = [v for key in ("flash", "checkout") for v in (results.get(key) or {}).get("violations", [])]
+    violations = [v for key in ("flash", "sale", "checkout") for v in (results.get(key) or {}).get("violations", [])]
     print(f"bench: wrote {path} in {results['elapsed']:.0f}s")
     charts.mkdir(parents=True, exist_ok=True)
     (charts / "results.json").write_text(json.dumps(

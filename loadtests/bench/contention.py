@@ -13,9 +13,12 @@ import asyncpg
 
 from loadtests import invariants
 from loadtests.bench.direct_checkout import OK, direct_checkout, init_connection
+from loadtests.bench.cpu import CpuMeter, spent
 from loadtests.bench.loadgen import closed_loop, post
 from loadtests.bench.measure import (
+    BARE_ROW_UPDATE,
     Series,
+    bare_row,
     batch_sizes,
     direct_loop,
     raw_conditional_updates,
@@ -58,8 +61,14 @@ async def _product_violations(conn: asyncpg.Connection, product_id: uuid.UUID, s
     return bad
 
 
+def meter(engine: EngineRun) -> CpuMeter:
+    return CpuMeter(engine.database_url, engine.redis_url, engine.api_cpu_seconds)
+
+
 async def flash_sale(engine: EngineRun, shop: Shop, buyers: list[Buyer], plan: Plan, *, quick: bool) -> dict:
-    """Series per (mode, concurrency), plus the raw single-row update rate, plus violations."""
+    """Series per (mode, concurrency); the engine's stock row UPDATE rate and the same UPDATE on
+    a bare one-row table (the ceiling); the reservation step alone; violations."""
+    cpu = meter(engine)
     conn = await asyncpg.connect(engine.database_url)
     tenant = uuid.UUID(shop.tenant_id)
     cat = [uuid.UUID(shop.category_ids["electronics"])]
@@ -75,14 +84,16 @@ async def flash_sale(engine: EngineRun, shop: Shop, buyers: list[Buyer], plan: P
                     stock = len(buyers) // 2 if quick else len(buyers)
                     hot = (await add_products(conn, tenant, cat, 1, stock, name="Flash sale console"))[0]
                     await fill_carts(conn, tenant, buyers, lambda i, hot=hot: hot)
-                    cpu0 = engine.api_cpu_seconds()
+                    cpu0, snap0 = engine.api_cpu_seconds(), await cpu.snapshot()
                     r = await closed_loop(_checkout(engine, shop, buyers), concurrency=c,
                                           seconds=plan.seconds if run else 1.0, max_requests=len(buyers))
+                    cpu1, snap1 = engine.api_cpu_seconds(), await cpu.snapshot()
                     ok = r.statuses.get(201, 0) + r.statuses.get(200, 0)
                     out["violations"] += await _product_violations(conn, hot, stock, ok)
                     if not run:
                         continue
-                    s.add(r, ok, engine.api_cpu_seconds() - cpu0)
+                    s.add(r, ok, cpu1 - cpu0)
+                    s.add_cpu(spent(snap0, snap1), ok)
                     s.extra.setdefault("statuses", {})
                     for k, v in r.statuses.items():
                         s.extra["statuses"][str(k)] = s.extra["statuses"].get(str(k), 0) + v
@@ -91,15 +102,23 @@ async def flash_sale(engine: EngineRun, shop: Shop, buyers: list[Buyer], plan: P
                 out["series"].append(s)
         raw_stock = (await add_products(conn, tenant, cat, 1, 1_000_000_000, name="Raw update row"))[0]
         raw_id = str(await conn.fetchval("SELECT id FROM stock WHERE product_id = $1", raw_stock))
+        bare_id = await bare_row(conn)
         for c in plan.concurrencies:
             # The ceiling is the database's, from at most 64 connections (the brief's figure, and
             # within max_connections of a shared server); it is the same line at every concurrency.
-            s = Series("raw single-row UPDATE (asyncpg)", c)
+            # The engine's own stock row (its triggers and indexes included) beside a bare one-row
+            # table, runs interleaved so drift hits both alike.
+            row = Series("engine stock row UPDATE (raw, asyncpg)", c)
+            bare = Series("bare one-row table UPDATE (asyncpg)", c)
             for _ in range(plan.runs):
-                rate, p50, p99 = await raw_conditional_updates(engine.database_url, raw_id, connections=min(c, 64),
-                                                               seconds=plan.seconds)
-                s.rates.append(rate), s.p50s.append(p50), s.p99s.append(p99)
-            out["series"].append(s)
+                for s, target, sql in ((row, raw_id, None), (bare, bare_id, BARE_ROW_UPDATE)):
+                    backends: list[float] = []  # the loop's own connections come and go with it: measured inside
+                    rate, p50, p99 = await raw_conditional_updates(
+                        engine.database_url, target, connections=min(c, 64), seconds=plan.seconds,
+                        backend_cpu=backends, **({"statement": sql} if sql else {}))
+                    s.rates.append(rate), s.p50s.append(p50), s.p99s.append(p99)
+                    s.add_cpu({"api": 0.0, "postgres": sum(backends), "redis": 0.0}, rate * plan.seconds)
+            out["series"] += [row, bare]
         # The mechanism alone: the reservation step through engine.stock in this process (no
         # HTTP, no rest of checkout), batched actors against one transaction per reservation,
         # on the raw row's stock row, with the same number of callers as connections above.
@@ -155,19 +174,26 @@ async def many_products(engine: EngineRun, shop: Shop, buyers: list[Buyer], plan
         async def direct_one(c: asyncpg.Connection, i: int) -> str:
             return await direct_checkout(c, tenant, people[i][0], people[i][1], method)
 
+        cpu = meter(engine)
         for run in range(plan.runs + 1):  # run 0 warms both sides up and is not counted
             await fill_carts(conn, tenant, buyers, cart_lines(ids, lines, run))
-            cpu0 = engine.api_cpu_seconds()
+            cpu0, snap0 = engine.api_cpu_seconds(), await cpu.snapshot()
             r = await closed_loop(_checkout(engine, shop, buyers), concurrency=concurrency,
                                   seconds=plan.seconds if run else 1.0, max_requests=len(buyers))
             if run:
+                snap1 = await cpu.snapshot()
                 http.add(r, r.statuses.get(201, 0), engine.api_cpu_seconds() - cpu0)
+                http.add_cpu(spent(snap0, snap1), r.statuses.get(201, 0))
                 _count(http, r.statuses)
             await fill_carts(conn, tenant, buyers, cart_lines(ids, lines, run))
+            snap0 = await cpu.snapshot()
             r = await direct_loop(engine.database_url, direct_one, connections=concurrency,
                                   seconds=plan.seconds if run else 1.0, max_items=len(buyers), init=init_connection)
             if run:
+                used = spent(snap0, await cpu.snapshot())
+                used["api"] = r.cpu  # the "API" of the direct side is the driver in this process
                 direct.add(r, r.statuses.get(OK, 0))
+                direct.add_cpu(used, r.statuses.get(OK, 0))
                 _count(direct, r.statuses)
         for s in (http, direct):
             s.extra["ran_out"] = s.extra["outcomes"].get("total", 0) >= plan.runs * len(buyers)

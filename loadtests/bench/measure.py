@@ -36,6 +36,17 @@ class Series:
         self.gen_cpu.append(result.cpu_share)
         self.server_cpu.append(server_cpu_seconds / result.wall if result.wall else 0.0)
 
+    def add_cpu(self, seconds: dict[str, float], successes: float) -> None:
+        """CPU of each component (loadtests.bench.cpu.spent) per success, in ms, for this run."""
+        cpu = self.extra.setdefault("cpu", {})
+        for name, value in seconds.items():
+            cpu.setdefault(name, []).append(1000 * value / successes if successes else 0.0)
+
+    def cpu_ms(self) -> dict[str, float] | None:
+        """Median ms of CPU per success per component (api, postgres, redis), when measured."""
+        cpu = self.extra.get("cpu")
+        return {k: statistics.median(v) for k, v in cpu.items() if v} if cpu else None
+
     @property
     def rate(self) -> float:
         return statistics.median(self.rates) if self.rates else 0.0
@@ -126,9 +137,29 @@ def _p50_p99(latencies_ms: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), ordered[int(0.99 * (len(ordered) - 1))]
 
 
-async def raw_conditional_updates(dsn: str, stock_id: str, *, connections: int, seconds: float) -> tuple[float, float, float]:
+ENGINE_ROW_UPDATE = "UPDATE stock SET reserved = reserved + 1 WHERE id = $1::uuid AND available >= 1"
+# The same conditional UPDATE on a table with nothing else: no triggers, one index, one row.
+BARE_TABLE = ("CREATE TABLE IF NOT EXISTS bench_bare_row (id uuid PRIMARY KEY, on_hand int NOT NULL,"
+              " reserved int NOT NULL DEFAULT 0)")
+BARE_ROW_UPDATE = "UPDATE bench_bare_row SET reserved = reserved + 1 WHERE id = $1::uuid AND on_hand - reserved >= 1"
+
+
+async def bare_row(conn: asyncpg.Connection) -> str:
+    """A fresh row of the bare one-row table (created on first use), with stock for any run."""
+    await conn.execute(BARE_TABLE)
+    await conn.execute("DELETE FROM bench_bare_row")
+    return str(await conn.fetchval("INSERT INTO bench_bare_row (id, on_hand) VALUES (gen_random_uuid(), 2000000000)"
+                                   " RETURNING id"))
+
+
+async def raw_conditional_updates(dsn: str, stock_id: str, *, connections: int, seconds: float,
+                                  statement: str = ENGINE_ROW_UPDATE,
+                                  backend_cpu: list[float] | None = None) -> tuple[float, float, float]:
     """The database's own rate for the contended operation: one single-row conditional UPDATE
-    per transaction on ONE row from `connections` connections. Returns (updates/s, p50, p99 ms)."""
+    per transaction on ONE row from `connections` connections. Returns (updates/s, p50, p99 ms);
+    the PostgreSQL backends' CPU seconds over the loop (from /proc) are appended to `backend_cpu`."""
+    from loadtests.bench.cpu import _cpu
+
     pool = await asyncpg.create_pool(dsn, min_size=connections, max_size=connections)
     done, lat = 0, []
     deadline = time.monotonic() + seconds
@@ -136,12 +167,16 @@ async def raw_conditional_updates(dsn: str, stock_id: str, *, connections: int, 
     async def loop() -> None:
         nonlocal done
         async with pool.acquire() as conn:
-            stmt = await conn.prepare("UPDATE stock SET reserved = reserved + 1 WHERE id = $1::uuid AND available >= 1")
+            stmt = await conn.prepare(statement)
+            pid = conn.get_server_pid()
+            cpu0 = _cpu(pid) or 0.0
             while time.monotonic() < deadline:
                 t0 = time.perf_counter()
                 await stmt.fetch(stock_id)
                 lat.append((time.perf_counter() - t0) * 1000)
                 done += 1
+            if backend_cpu is not None:
+                backend_cpu.append(max(0.0, (_cpu(pid) or cpu0) - cpu0))
 
     try:
         t0 = time.monotonic()

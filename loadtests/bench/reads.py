@@ -16,6 +16,7 @@ import asyncpg
 import psutil
 
 from loadtests.bench.contention import Plan
+from loadtests.bench.cpu import CpuMeter, spent
 from loadtests.bench.loadgen import closed_loop, get
 from loadtests.bench.measure import Series, live_actors, scrape_all
 from loadtests.engine_run import REPO, EngineRun, free_port
@@ -72,30 +73,49 @@ def _paths(shop: Shop) -> dict[str, callable]:
             "GET /products (filtered)": lambda i: filtered}
 
 
-async def _measure(base: str, path, concurrency: int, seconds: float, cpu) -> tuple:
+async def _measure(base: str, path, concurrency: int, seconds: float, cpu, meter: CpuMeter | None = None) -> tuple:
+    """One closed-loop run: (result, successes, API CPU seconds[, CPU per component])."""
     async def request(session, i: int) -> int:
         return await get(session, base + path(i))
 
+    snap0 = await meter.snapshot() if meter else None
     cpu0 = cpu()
     r = await closed_loop(request, concurrency=concurrency, seconds=seconds)
-    return r, r.statuses.get(200, 0), cpu() - cpu0
+    used = cpu() - cpu0
+    if meter is None:
+        return r, r.statuses.get(200, 0), used
+    return r, r.statuses.get(200, 0), used, spent(snap0, await meter.snapshot())
+
+
+def _add(series: Series, measured: tuple) -> None:
+    r, ok, cpu, per_component = measured
+    series.add(r, ok, cpu)
+    series.add_cpu(per_component, ok)
 
 
 async def catalogue_reads(engine: EngineRun, shop: Shop, plan: Plan) -> dict:
     """Engine (limiter on, as deployed) vs bare server, same processes and load generator."""
     out: dict = {"series": []}
     engine.restart_api(RATE_LIMIT_ENABLED="true")
+    meter = CpuMeter(engine.database_url, engine.redis_url, engine.api_cpu_seconds)
+    ids = shop.product_ids
+    # The engine's product cache is per process and filled by first reads: read every product about
+    # twice per process (for at most 20 s, less than the cache's TTL) before measuring, so the
+    # detail rows show a warm cache (each product then costs a one-row probe after
+    # CATALOGUE_CACHE_SECONDS and a full read after CATALOGUE_CACHE_MAX_SECONDS), not a cold
+    # start where every read is a first read.
+    await closed_loop(lambda session, i: get(session, f"{engine.base_url}/api/v1/products/{ids[i % len(ids)]}"),
+                      concurrency=64, seconds=20.0, max_requests=2 * len(ids) * engine.processes)
     with BareServer(engine.database_url, engine.processes) as bare:
+        bare_meter = meter.with_api(bare.cpu_seconds)
         for name, path in _paths(shop).items():
             for c in plan.concurrencies:
                 eng, raw = Series(f"{name} engine", c), Series(f"{name} bare aiohttp+asyncpg", c)
                 for base in (engine.base_url, bare.base_url):  # warm-up, not counted
                     await _measure(base, path, c, WARM_UP, lambda: 0.0)
                 for _ in range(plan.runs):  # interleaved, so drift hits both alike
-                    r, ok, cpu = await _measure(engine.base_url, path, c, plan.seconds, engine.api_cpu_seconds)
-                    eng.add(r, ok, cpu)
-                    r, ok, cpu = await _measure(bare.base_url, path, c, plan.seconds, bare.cpu_seconds)
-                    raw.add(r, ok, cpu)
+                    _add(eng, await _measure(engine.base_url, path, c, plan.seconds, engine.api_cpu_seconds, meter))
+                    _add(raw, await _measure(bare.base_url, path, c, plan.seconds, bare.cpu_seconds, bare_meter))
                 out["series"] += [eng, raw]
     return out
 
@@ -103,12 +123,12 @@ async def catalogue_reads(engine: EngineRun, shop: Shop, plan: Plan) -> dict:
 async def limiter_overhead(engine: EngineRun, shop: Shop, plan: Plan, concurrency: int) -> dict:
     path = _paths(shop)["GET /products/{id}"]
     on, off = Series("limiter on", concurrency), Series("limiter off", concurrency)
+    meter = CpuMeter(engine.database_url, engine.redis_url, engine.api_cpu_seconds)
     for _ in range(plan.runs):
         for flag, s in (("true", on), ("false", off)):
             engine.restart_api(RATE_LIMIT_ENABLED=flag)
             await _measure(engine.base_url, path, concurrency, WARM_UP, lambda: 0.0)  # warm-up, not counted
-            r, ok, cpu = await _measure(engine.base_url, path, concurrency, plan.seconds, engine.api_cpu_seconds)
-            s.add(r, ok, cpu)
+            _add(s, await _measure(engine.base_url, path, concurrency, plan.seconds, engine.api_cpu_seconds, meter))
     return {"series": [on, off]}
 
 

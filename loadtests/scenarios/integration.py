@@ -64,7 +64,10 @@ class Integration(HttpUser):
         if not movable:
             return
         oid, status = random.choice(movable)
-        with self.client.patch(f"{API}/orders/{oid}/status", json={"status": NEXT[status]}, headers=self.headers,
+        body = {"status": NEXT[status]}
+        if NEXT[status] == "SHIPPED":  # shipping through PATCH names the parcel (docs/DECISIONS.md)
+            body.update(carrier="Sandbox", trackingNumber=f"LT{oid.replace('-', '')[:20]}")
+        with self.client.patch(f"{API}/orders/{oid}/status", json=body, headers=self.headers,
                                name="PATCH /orders/{id}/status", catch_response=True) as r:
             if r.status_code == 200:
                 self.orders[oid] = NEXT[status]

@@ -11,6 +11,11 @@ the 503s and the recovery are still exercised, the stock promises are not.
 Every attempt is recorded with its start/end (monotonic), status and Retry-After, so a scenario
 can ask afterwards: any 500? any 503 without Retry-After? any request that hung past its
 timeout? when was the first success after the dependency came back?
+
+`browsers` (a flash sale's bystanders) meanwhile read the catalogue and their carts and put the
+product in and out of their carts: ops "browse" and "cart", held to the same 500/503/hang rules.
+`settle_undecided` asks again, with the same key, for every checkout left undecided when the
+load stopped: the stored answer (or a definite refusal) is what the buyer would finally see.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ class LoadReport:
     attempts: list[Attempt] = field(default_factory=list)
     keys: dict[str, str] = field(default_factory=dict)           # key -> ok | refused | undecided
     orders_by_key: dict[str, set[str]] = field(default_factory=dict)
+    key_owner: dict[str, int] = field(default_factory=dict)      # key -> buyer index
 
     def server_errors(self) -> list[Attempt]:
         return [a for a in self.attempts if a.status is not None and a.status >= 500 and a.status != 503]
@@ -93,7 +99,7 @@ class LoadReport:
 class CheckoutLoad:
     def __init__(self, api_urls: list[str], buyers: list[Buyer], *, tenant_slug: str, product_id: str,
                  shipping_method_id: str | None, mode: str = "checkout", request_timeout: float = 8.0,
-                 key_deadline: float = 40.0, pause: float = 0.02) -> None:
+                 key_deadline: float = 40.0, pause: float = 0.02, browsers: list[Buyer] | None = None) -> None:
         self.api_urls = api_urls
         self.buyers = buyers
         self.tenant_slug = tenant_slug
@@ -103,6 +109,7 @@ class CheckoutLoad:
         self.request_timeout = request_timeout
         self.key_deadline = key_deadline
         self.pause = pause
+        self.browsers = browsers or []
         self.report = LoadReport()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -134,7 +141,8 @@ class CheckoutLoad:
         timeout = aiohttp.ClientTimeout(total=self.request_timeout)
         connector = aiohttp.TCPConnector(limit=0, force_close=True)  # a killed API must not poison a pool
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-            await asyncio.gather(*(self._buyer(session, i, b) for i, b in enumerate(self.buyers)))
+            await asyncio.gather(*(self._buyer(session, i, b) for i, b in enumerate(self.buyers)),
+                                 *(self._browser(session, i, b) for i, b in enumerate(self.browsers)))
 
     async def _call(self, session: aiohttp.ClientSession, buyer: int, op: str, api: str, method: str, path: str,
                     token: str, body: Any, key: str | None) -> Attempt:
@@ -179,10 +187,34 @@ class CheckoutLoad:
                 await self._call(session, index, "clear", api, "DELETE", "/api/v1/cart", buyer.token, None, None)
             await asyncio.sleep(self.pause)
 
-    async def _checkout(self, session: aiohttp.ClientSession, index: int, buyer: Buyer, home: int) -> None:
-        key = f"fault-{uuid.uuid4()}"
-        body = {"shippingAddressId": str(buyer.address_id), "shippingMethodId": self.shipping_method_id,
+    async def _browser(self, session: aiohttp.ClientSession, index: int, who: Buyer) -> None:
+        """Catalogue reads and cart writes of a bystander: never a checkout."""
+        home = index % len(self.api_urls)
+        steps = [("browse", "GET", "/api/v1/products?limit=20", None),
+                 ("browse", "GET", f"/api/v1/products/{self.product_id}", None),
+                 ("cart", "POST", "/api/v1/cart/items", {"productId": self.product_id, "quantity": 1}),
+                 ("cart", "GET", "/api/v1/cart", None),
+                 ("cart", "DELETE", "/api/v1/cart", None)]
+        step = 0
+        while not self._stop.is_set():
+            op, method, path, body = steps[step % len(steps)]
+            a = await self._call(session, -1 - index, op, self.api_urls[home], method, path, who.token, body, None)
+            if a.status is None or a.status >= 500:
+                home = (home + 1) % len(self.api_urls)
+                await asyncio.sleep(0.1)
+            step += 1
+            await asyncio.sleep(self.pause * 5)
+
+    def _body(self, buyer: Buyer) -> dict[str, Any]:
+        return {"shippingAddressId": str(buyer.address_id), "shippingMethodId": self.shipping_method_id,
                 "paymentMethod": "CARD"}
+
+    async def _checkout(self, session: aiohttp.ClientSession, index: int, buyer: Buyer, home: int,
+                        key: str | None = None) -> str:
+        key = key or f"fault-{uuid.uuid4()}"
+        with self._lock:
+            self.report.key_owner[key] = index
+        body = self._body(buyer)
         deadline = time.monotonic() + self.key_deadline
         target = home
         outcome = "undecided"
@@ -205,3 +237,23 @@ class CheckoutLoad:
         if outcome == "refused":
             # e.g. INSUFFICIENT_STOCK: empty the cart so the next round starts clean.
             await self._call(session, index, "clear", self.api_urls[home], "DELETE", "/api/v1/cart", buyer.token, None, None)
+        return outcome
+
+    def settle_undecided(self, deadline: float = 30.0) -> dict[str, str]:
+        """After `stop`: retry every undecided key (same key, same body) until it is decided.
+        Returns {key: outcome} of the keys it asked about."""
+        undecided = [k for k, v in self.report.keys.items() if v == "undecided"]
+        if not undecided:
+            return {}
+        self.key_deadline = deadline
+        self._stop.clear()
+
+        async def again() -> dict[str, str]:
+            timeout = aiohttp.ClientTimeout(total=self.request_timeout)
+            async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(force_close=True)) as s:
+                got = await asyncio.gather(*(self._checkout(s, self.report.key_owner[k],
+                                                            self.buyers[self.report.key_owner[k]], 0, key=k)
+                                             for k in undecided))
+            return dict(zip(undecided, got))
+
+        return asyncio.run(again())

@@ -12,16 +12,21 @@ They read PostgreSQL directly (never through the API under test, never through t
    was told about exists, and the shop holds no order no key accounts for.
 3. Jobs exactly once: no order went through the same status twice; the outbox is drained;
    no PENDING_PAYMENT order outlived its expiry plus a bounded delay.
+4. (flash sale) Every buyer's orders are exactly the checkouts they were told succeeded: a
+   buyer with a 201 has that one order, a buyer with an error has none; a key left undecided
+   by the fault is asked again and must get its stored answer.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
+from typing import Sequence
 from uuid import UUID
 
 import asyncpg
 
-from tests.faults.load import LoadReport
+from tests.faults.load import Buyer, LoadReport
 
 HOLDING = ("PENDING_PAYMENT", "PAID", "PROCESSING", "SHIPPED", "DELIVERED")
 
@@ -80,12 +85,35 @@ async def jobs_promise(conn: asyncpg.Connection, tenant_id: UUID, *, expiry_boun
                                    " AND not_before < now() - interval '5 seconds'", tenant_id)
         if left:
             bad.append(f"{left} outbox row(s) due but never sent")
+        # Sent is not done: a row whose job never finished long past its resend time was lost.
+        lost = await conn.fetchval("SELECT count(*) FROM outbox WHERE tenant_id = $1 AND done_at IS NULL"
+                                   " AND resend_at < now() - interval '20 seconds'", tenant_id)
+        if lost:
+            bad.append(f"{lost} outbox row(s) sent but never done, 20 s past their resend time")
     if expiry_bound is not None:
         stale = await conn.fetchval(
             "SELECT count(*) FROM orders WHERE tenant_id = $1 AND status = 'PENDING_PAYMENT'"
             " AND expires_at < now() - $2::interval", tenant_id, expiry_bound)
         if stale:
             bad.append(f"{stale} PENDING_PAYMENT order(s) outlived expiry + {expiry_bound.total_seconds():.0f}s")
+    return bad
+
+
+async def buyers_promise(conn: asyncpg.Connection, tenant_id: UUID, report: LoadReport,
+                         buyers: Sequence[Buyer]) -> list[str]:
+    bad: list[str] = []
+    rows = await conn.fetch("SELECT user_id, count(*) AS n FROM orders WHERE tenant_id = $1 GROUP BY user_id", tenant_id)
+    in_db = {r["user_id"]: r["n"] for r in rows}
+    told_ok: Counter[int] = Counter()
+    for key, outcome in report.keys.items():
+        owner = report.key_owner.get(key)
+        if outcome == "ok" and owner is not None:
+            told_ok[owner] += 1
+        elif outcome == "undecided":
+            bad.append(f"key {key} of buyer {owner} still undecided after asking again")
+    for i, buyer in enumerate(buyers):
+        if in_db.get(buyer.user_id, 0) != told_ok[i]:
+            bad.append(f"buyer {i} was told {told_ok[i]} checkout(s) succeeded but has {in_db.get(buyer.user_id, 0)} order(s)")
     return bad
 
 

@@ -21,11 +21,11 @@ from typing import Callable
 import asyncpg
 import pytest
 
-from tests.faults.options import (BUYERS, EXPIRY_SECONDS, FAULT_SECONDS, RECOVERY_LIMIT, REQUEST_LIMIT,
-                                  checkout_landed)
+from tests.faults.options import (BUYERS, EXPIRY_SECONDS, FAULT_SECONDS, FLASH_BROWSERS, FLASH_BUYERS,
+                                  FLASH_STOCK, RECOVERY_LIMIT, REQUEST_LIMIT, checkout_landed)
 from tests.faults.stack import Stack
 from tests.faults.load import CheckoutLoad, LoadReport
-from tests.faults.promises import idempotency_promise, jobs_promise, stock_promise
+from tests.faults.promises import buyers_promise, idempotency_promise, jobs_promise, stock_promise
 from tests.faults.results import ScenarioRecord
 from tests.faults.toolkit import http_get, wait_until
 
@@ -54,15 +54,27 @@ def _hold(stack: Stack, seconds: float, observed: Observed) -> None:
         time.sleep(0.3)
 
 
-async def check_promises(dsn: str, tenant_id, report: LoadReport, *, jobs: bool) -> dict[str, list[str]]:
+async def check_promises(dsn: str, tenant_id, report: LoadReport, *, jobs: bool,
+                         buyers: list | None = None) -> dict[str, list[str]]:
     conn = await asyncpg.connect(dsn)
     try:
         found = {"1 stock": await stock_promise(conn, tenant_id),
                  "2 idempotency": await idempotency_promise(conn, tenant_id, report)}
+        if buyers is not None:
+            found["4 every buyer"] = await buyers_promise(conn, tenant_id, report, buyers)
         if jobs:
             found["3 jobs"] = await jobs_promise(conn, tenant_id, outbox_drained=True,
                                                  expiry_bound=dt.timedelta(seconds=EXPIRY_SECONDS + 20))
         return found
+    finally:
+        await conn.close()
+
+
+async def _unsent_due(dsn: str, tenant_id) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchval("SELECT count(*) FROM outbox WHERE tenant_id = $1 AND sent_at IS NULL"
+                                   " AND not_before < now() - interval '5 seconds'", tenant_id)
     finally:
         await conn.close()
 
@@ -80,14 +92,24 @@ def _after(report: LoadReport, moment: float | None) -> dict[str, int]:
 def run_under_load(stack: Stack, record: ScenarioRecord, *, injected: str, inject: Callable[[], None],
                    restore: Callable[[], None], hold: float = FAULT_SECONDS, expect_unready: bool = False,
                    allow_slow: bool = False, stock: int = 100_000, buyers: int = BUYERS,
-                   recovery_from: str = "restore") -> LoadReport:
+                   recovery_from: str = "restore", flash: bool = False) -> LoadReport:
+    """`flash=True`: a flash sale (FLASH_BUYERS buyers for FLASH_STOCK units, FLASH_BROWSERS
+    bystanders on the catalogue and carts), undecided keys asked again, and promise 4."""
     mode = "checkout" if checkout_landed() else "cart"
-    shop = stack.open_shop(buyers=buyers, stock=stock)
+    browsers = FLASH_BROWSERS if flash else 0
+    if flash:
+        buyers, stock = FLASH_BUYERS, FLASH_STOCK
+    shop = stack.open_shop(buyers=buyers + browsers, stock=stock)
+    shoppers, bystanders = shop.buyers[:buyers], shop.buyers[buyers:]
     work = "add-to-cart + checkout with Idempotency-Key" if mode == "checkout" else "cart writes (checkout not landed)"
     record.load = f"{buyers} concurrent buyers, {work}, across {len(stack.apis)} API processes"
+    if flash:
+        record.load = (f"flash sale: {buyers} concurrent buyers for {stock} units ({work}), {browsers} bystanders"
+                       f" reading the catalogue and writing carts, across {len(stack.apis)} API processes")
     record.injected = injected
-    load = CheckoutLoad(stack.api_urls, shop.buyers, tenant_slug=shop.slug, product_id=shop.product_id,
-                        shipping_method_id=shop.shipping_method_id, mode=mode, request_timeout=REQUEST_LIMIT + 5)
+    load = CheckoutLoad(stack.api_urls, shoppers, tenant_slug=shop.slug, product_id=shop.product_id,
+                        shipping_method_id=shop.shipping_method_id, mode=mode, request_timeout=REQUEST_LIMIT + 5,
+                        browsers=bystanders)
     observed = Observed()
     load.start()
     try:
@@ -110,6 +132,9 @@ def run_under_load(stack: Stack, record: ScenarioRecord, *, injected: str, injec
         record.details["readiness_while_down"] = sorted({f"{s} Retry-After={ra}" for s, ra in observed.readiness})
         record.details["after_restore"] = _after(report, locals().get("restored_at"))
         record.details["slowest_request_s"] = round(max((a.elapsed for a in report.attempts), default=0.0), 2)
+    if flash and mode == "checkout":
+        asked = load.settle_undecided()
+        record.details["undecided_asked_again"] = {o: sum(1 for v in asked.values() if v == o) for o in set(asked.values())}
 
     assert not report.server_errors(), f"server errors: {report.server_errors()[:3]}"
     assert not report.unavailable_without_retry_after(), "503 without Retry-After"
@@ -127,7 +152,14 @@ def run_under_load(stack: Stack, record: ScenarioRecord, *, injected: str, injec
     if mode != "checkout":
         pytest.skip(MISSING_CHECKOUT)
     jobs = stack.worker is not None
-    violations = asyncio.run(check_promises(stack.dsn, shop.tenant_id, report, jobs=jobs))
+    if jobs:
+        # The worker recovers too: a scenario that killed it checks the outbox once its relay is
+        # back (a restart takes seconds on a busy machine), within the same RECOVERY_LIMIT.
+        record.details["relay_caught_up_s"] = round(wait_until(
+            lambda: not asyncio.run(_unsent_due(stack.dsn, shop.tenant_id)), RECOVERY_LIMIT, 0.2,
+            what="the relay sending every due outbox row"), 2)
+    violations = asyncio.run(check_promises(stack.dsn, shop.tenant_id, report, jobs=jobs,
+                                            buyers=shoppers if flash else None))
     record.invariants += list(violations)
     record.details["violations"] = {k: v for k, v in violations.items() if v}
     assert not any(violations.values()), violations

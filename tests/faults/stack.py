@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from engine.migrate import migrate
-from tests.faults.options import BUYERS, EXPIRY_SECONDS, RECOVERY_LIMIT, workers_landed
+from tests.faults.options import BUYERS, EXPIRY_SECONDS, RECOVERY_LIMIT, RESEND_SECONDS, workers_landed
 from tests.faults.shop import Shop, open_shop
 from tests.faults.toolkit import (ApiProcess, PgCluster, RedisServer, TcpProxy, WorkerProcess, free_port,
                                   service_env, wait_until)
@@ -83,8 +83,11 @@ def running_stack(root: Path) -> Iterator[Stack]:
         prefix = f"faults{secrets.token_hex(3)}"
         urls = dict(database_url=f"postgresql://postgres@127.0.0.1:{pg_proxy.port}/commerce",
                     redis_url=f"redis://127.0.0.1:{redis_proxy.port}/0", redis_prefix=prefix)
+        # A dead worker's unacked jobs come back within 5 + 1 s, a job the broker lost is sent
+        # again RESEND_SECONDS after it was due: both well inside a scenario.
         extra = {"PAYMENT_EXPIRY_SECONDS": str(EXPIRY_SECONDS), "SCHEDULER_TICK_SECONDS": "1",
-                 "OUTBOX_POLL_SECONDS": "0.2"}
+                 "OUTBOX_POLL_SECONDS": "0.2", "OUTBOX_RESEND_SECONDS": str(RESEND_SECONDS),
+                 "WORKER_HEARTBEAT_TIMEOUT": "5", "WORKER_REQUEUE_INTERVAL": "1"}
         apis = []
         for name in ("api-a", "api-b"):
             port = free_port()

@@ -10,6 +10,7 @@ it is mapped to a resource below.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import uuid
@@ -42,6 +43,8 @@ RESOURCES: dict[str, dict[str, str]] = {
     "/api/v1/shipping/methods/{id}": {"id": "shipping_method"},
     "/api/v1/admin/refunds/{id}/approve": {"id": "refund_request"},
     "/api/v1/admin/refunds/{id}/reject": {"id": "refund_request"},
+    "/api/v1/admin/price-lists/{id}": {"id": "price_list"},
+    "/api/v1/admin/users/{id}/customer-groups": {"id": "user"},
     "/api/v1/webhooks/subscriptions/{id}": {"id": "webhook_subscription"},
     "/api/v1/webhooks/subscriptions/{id}/deliveries": {"id": "webhook_subscription"},
     "/api/v1/webhooks/subscriptions/{id}/ping": {"id": "webhook_subscription"},
@@ -73,11 +76,13 @@ BODIES: dict[tuple[str, str], dict] = {
     ("PATCH", "/api/v1/shipping/methods/{id}"): {"name": "pwned"},
     ("POST", "/api/v1/admin/refunds/{id}/approve"): {},
     ("POST", "/api/v1/admin/refunds/{id}/reject"): {"reason": "pwned"},
+    ("PUT", "/api/v1/admin/price-lists/{id}"): {"name": "pwned", "customerGroup": "pwned"},
+    ("PUT", "/api/v1/admin/users/{id}/customer-groups"): {"groups": ["pwned"]},
     ("PATCH", "/api/v1/webhooks/subscriptions/{id}"): {"url": "http://127.0.0.1:9/pwned"},
 }
 TABLES = ("users", "products", "stock", "categories", "reviews", "addresses", "carts", "cart_items", "coupons",
           "orders", "order_items", "api_keys", "payments", "shipping_methods", "refund_requests",
-          "webhook_subscriptions", "webhook_deliveries")
+          "price_lists", "price_list_items", "customer_group_members", "webhook_subscriptions", "webhook_deliveries")
 
 
 def id_routes() -> list:
@@ -87,6 +92,17 @@ def id_routes() -> list:
 def test_every_id_route_is_mapped() -> None:
     unmapped = sorted({s.full_path for s in id_routes()} - set(RESOURCES) - set(NOT_OBJECTS))
     assert not unmapped, f"map these routes to a resource in RESOURCES (or explain in NOT_OBJECTS): {unmapped}"
+
+
+async def _summary_settled(db, tenant_id, within: float = 3.0) -> None:
+    """The checkout's reservation reaches products.stock_available within the summary's bound
+    (engine.stock_summary); wait for it, so the digest sees only what the attackers change."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while await db.fetchval("SELECT count(*) FROM stock_summary_dirty d JOIN products p ON p.id = d.product_id"
+                            " WHERE p.tenant_id = $1", tenant_id):
+        assert loop.time() < deadline, "the stock summary did not settle"
+        await asyncio.sleep(0.05)
 
 
 async def _digest(db, tenant_id) -> str:
@@ -126,6 +142,9 @@ async def _resources(api: Api, db, tenant, owner, staff) -> dict[str, str]:
         " VALUES ($1, 'Courier', 'sandbox', 1, 3, 'RUB', '[{\"countries\": [\"RU\"]}]'::jsonb,"
         " '[{\"maxGrams\": null, \"price\": \"300\"}]'::jsonb) RETURNING id", tenant.id)
     out["shipping_method"] = str(method)
+    out["price_list"] = str((await api.post("/api/v1/admin/price-lists", as_=staff, json={
+        "name": "Owned", "customerGroup": "owned", "items": [{"productId": out["product"], "price": 90}]})).data["id"])
+    await api.put(f"/api/v1/admin/users/{owner.id}/customer-groups", as_=staff, json={"groups": ["owned"]})
     hook = await api.post("/api/v1/webhooks/subscriptions", as_=staff, json={
         "url": "http://127.0.0.1:9/hook", "events": ["order.paid"]})
     if hook.status == 201:
@@ -161,6 +180,7 @@ async def test_nobody_else_reaches_anothers_objects(api, db, tenant, db_tenant_b
     other_customer = await db_tenant_b.user("customer")
     other_staff = await db_tenant_b.user("staff")
     ids = await _resources(api, db, tenant, owner, staff)
+    await _summary_settled(db, tenant.id)
     before = await _digest(db, tenant.id)
     untested, wrong = [], []
     for spec in id_routes():

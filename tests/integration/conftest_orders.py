@@ -3,6 +3,7 @@ buyer helper. The cart and address APIs are tested elsewhere; here they are only
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from dataclasses import dataclass
@@ -48,6 +49,21 @@ async def stock_of(pool: asyncpg.Pool, product_id: uuid.UUID) -> dict[str, int]:
     row = await pool.fetchrow("SELECT on_hand, available, reserved, sold FROM stock WHERE product_id = $1"
                               " AND variant_id IS NULL", product_id)
     return dict(row)
+
+
+async def summary_shows(pool: asyncpg.Pool, product_id: uuid.UUID, available: int, *,
+                        within: float = 1.0 + 1.5) -> float:
+    """Wait until products.stock_available is `available`; fail past `within` seconds (the
+    default: STOCK_SUMMARY_INTERVAL_MS's default plus a slack for a loaded test machine).
+    Returns how long it took."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while True:
+        shown = await pool.fetchval("SELECT stock_available FROM products WHERE id = $1", product_id)
+        if shown == available:
+            return loop.time() - start
+        assert loop.time() - start < within, f"products.stock_available is {shown}, not {available}, after {within} s"
+        await asyncio.sleep(0.05)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
 from decimal import Decimal
@@ -83,6 +84,9 @@ async def test_balance_payment_pays_at_once_and_sells_the_units(api, tenant, db)
     order = await db.fetchrow("SELECT status, payment_status, paid_at FROM orders WHERE id = $1",
                               uuid.UUID(r.data["orderId"]))
     assert order["status"] == "PAID" and order["payment_status"] == "PAID" and order["paid_at"] is not None
+    # expiresAt is a string as the storefront types it: the instant the balance payment settled.
+    expires = dt.datetime.fromisoformat(r.data["payment"]["expiresAt"].replace("Z", "+00:00"))
+    assert abs(expires - order["paid_at"]) < dt.timedelta(seconds=30)
 
 
 async def test_balance_too_low_is_insufficient_balance_and_releases(api, tenant, db):

@@ -55,11 +55,12 @@ async def _keys(db, tenant_id, expired: int, fresh: int) -> None:
         [(tenant_id, f"k{i}-{secrets.token_hex(4)}", -60 if i < expired else 3600) for i in range(expired + fresh)])
 
 
-async def _outbox(db, tenant_id, sent_ago: dt.timedelta | None, n: int) -> None:
+async def _outbox(db, tenant_id, sent_ago: dt.timedelta | None, n: int, *, done: bool = True) -> None:
+    at = None if sent_ago is None else dt.datetime.now(dt.timezone.utc) - sent_ago
     await db.executemany(
-        "INSERT INTO outbox (tenant_id, job, payload, created_at, not_before, sent_at)"
-        " VALUES ($1, 'housekeeping_test', '{}', now() - interval '3 days', now() - interval '3 days', $2)",
-        [(tenant_id, None if sent_ago is None else dt.datetime.now(dt.timezone.utc) - sent_ago)] * n)
+        "INSERT INTO outbox (tenant_id, job, payload, created_at, not_before, sent_at, done_at)"
+        " VALUES ($1, 'housekeeping_test', '{}', now() - interval '3 days', now() - interval '3 days', $2, $3)",
+        [(tenant_id, at, at if done else None)] * n)
 
 
 async def _count(db, sql: str, tenant_id) -> int:
@@ -74,17 +75,20 @@ async def test_expired_idempotency_keys_are_purged_in_batches_and_live_ones_kept
     assert await _count(db, "SELECT count(*) FROM idempotency_keys WHERE tenant_id = $1", tenant.id) == 3
 
 
-async def test_only_outbox_rows_relayed_more_than_a_day_ago_are_purged(database, db, tenant):
+async def test_only_outbox_rows_done_more_than_a_day_ago_are_purged(database, db, tenant):
     await _outbox(db, tenant.id, dt.timedelta(days=2), 5)
     await _outbox(db, tenant.id, dt.timedelta(hours=1), 2)
     await _outbox(db, tenant.id, None, 2)                     # unsent, however old: still owed
+    await _outbox(db, tenant.id, dt.timedelta(days=2), 1, done=False)   # sent, never finished: still owed
     assert await housekeeping.purge_sent_outbox(database, batch_size=2) >= 5
-    left = await db.fetch("SELECT sent_at IS NULL AS unsent FROM outbox WHERE tenant_id = $1", tenant.id)
-    assert sorted(r["unsent"] for r in left) == [False, False, True, True]
+    left = await db.fetch("SELECT sent_at IS NULL AS unsent FROM outbox WHERE tenant_id = $1 AND done_at IS NULL",
+                          tenant.id)
+    assert sorted(r["unsent"] for r in left) == [False, True, True]
+    assert await _count(db, "SELECT count(*) FROM outbox WHERE tenant_id = $1", tenant.id) == 2 + 3
     # A capped run leaves the rest for the next tick.
     await _outbox(db, tenant.id, dt.timedelta(days=2), 5)
     assert await housekeeping.purge_sent_outbox(database, batch_size=2, max_batches=1) == 2
-    assert await _count(db, "SELECT count(*) FROM outbox WHERE tenant_id = $1", tenant.id) == 4 + 3
+    assert await _count(db, "SELECT count(*) FROM outbox WHERE tenant_id = $1", tenant.id) == 5 + 3
 
 
 class _Recorder:

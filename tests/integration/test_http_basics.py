@@ -224,16 +224,33 @@ async def test_openapi_is_valid_31(client):
         assert r.status == 200 and "openapi.json" in await r.text()
 
 
+async def test_docs_serve_swagger_ui_from_the_package_offline(client):
+    async with client.get("/docs") as r:
+        page = await r.text()
+    assert r.status == 200 and "/api/v1/openapi.json" in page
+    links = [line for line in page.splitlines() if "src=" in line or "href=" in line]
+    assert links and not any("http" in line or "//" in line.replace("<!--", "") for line in links)   # no CDN
+    async with client.get("/docs/assets/swagger-ui-bundle.js") as r:
+        body = await r.read()
+    assert r.status == 200 and b"SwaggerUIBundle" in body and len(body) > 500_000   # the real bundle, not a stub
+    async with client.get("/docs/assets/docs-init.js") as r:
+        assert r.status == 200 and "data-spec-url" in await r.text()
+    async with client.get("/docs/assets/index.html") as r:
+        assert r.status == 404     # only the listed files are served
+
+
 async def test_openapi_shows_money_as_numbers(client):
     async with client.get("/api/v1/openapi.json") as r:
         text = await r.text()
     assert '"format":"decimal"' not in text.replace(" ", "")
 
 
-async def test_metrics_show_job_queues_and_outbox_lag(client):
+async def test_metrics_show_the_process_but_leave_cluster_figures_to_the_worker(client):
     async with client.get("/metrics") as r:
         text = await r.text()
-    assert "outbox_lag_rows" in text and "job_queue_messages{" in text
+    assert "process_cpu_seconds_total" in text and "process_resident_memory_bytes" in text
+    # Queue depths and outbox lag come from the worker's endpoint only (workers/metrics.py).
+    assert "outbox_lag_rows" not in text and "job_queue_messages{" not in text
 
 
 async def test_a_constraint_that_validation_missed_is_400_not_500(probe_client):
@@ -247,3 +264,21 @@ async def test_a_request_past_its_deadline_answers_503_with_retry_after(base_set
     async with TestClient(TestServer(app)) as c:
         status, body, headers = await _call(c, "GET", "/api/v1/test/slow")
     assert status == 503 and body["error"]["code"] == "SERVICE_UNAVAILABLE" and "Retry-After" in headers
+
+
+async def test_features_set_up_in_any_order(make_client, tenant, monkeypatch):
+    """web/app.py's FEATURES order is only the OpenAPI document's: shared resources (pool,
+    Redis, actor services) start before any feature's setup, so reversing it changes nothing."""
+    import web.app
+
+    monkeypatch.setattr(web.app, "FEATURES", tuple(reversed(web.app.FEATURES)))
+    client = await make_client()
+    me = await tenant.user("customer")
+    async with client.get("/readyz") as r:
+        assert r.status == 200
+    async with client.get("/api/v1/cart", headers=me.headers) as r:  # through the user actors
+        assert r.status == 200, await r.text()
+    async with client.get("/api/v1/me", headers=me.headers) as r:  # identity's authenticator
+        assert r.status == 200, await r.text()
+    async with client.get("/metrics") as r:  # web.resources' actor collector
+        assert 'actors_live{kind="user"}' in await r.text()

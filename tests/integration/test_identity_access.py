@@ -76,6 +76,8 @@ async def test_a_caller_cannot_grant_more_than_it_holds(api, tenant):
     r = await api.patch(f"{BASE}/admin/users/{clerk.id}/access", as_=clerk,
                         json={"role": "staff", "permissions": ["users:write", "orders:write"]})
     assert r.status == 403
+    r = await api.patch(f"{BASE}/admin/users/{admin.id}/access", as_=admin, json={"role": "customer"})
+    assert r.status == 403  # nobody changes their own access through the API
     r = await api.patch(f"{BASE}/admin/users/{admin.id}/access", as_=clerk, json={"role": "customer"})
     assert r.status == 403  # an account holding '*' is changed only by another holder of '*'
     r = await api.patch(f"{BASE}/admin/users/{customer.id}/access", as_=customer, json={"role": "staff"})

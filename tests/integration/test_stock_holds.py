@@ -11,6 +11,7 @@ import datetime as dt
 import pytest
 
 from engine.stock import StockLine, StockService, hold_grace, reclaim_orphaned_holds
+from engine.stock_summary import refresh as refresh_summary
 from tests.integration.conftest_orders import make_buyer, make_product, make_shipping_method, stock_of
 
 CHECKOUT = "/api/v1/cart/checkout"
@@ -57,6 +58,8 @@ async def test_a_crash_between_reserving_and_ordering_gives_the_units_back_after
     assert len(reservation.holds) == 2
     assert await _accounted(db, a) == {"on_hand": 10, "available": 6, "reserved": 4, "sold": 0}
     assert await _accounted(db, b) == {"on_hand": 5, "available": 3, "reserved": 2, "sold": 0}
+    assert await refresh_summary(database) >= 2
+    assert await db.fetchval("SELECT stock_available FROM products WHERE id = $1", a) == 6
 
     grace = hold_grace(base_settings)
     assert grace >= dt.timedelta(seconds=base_settings.actor_ask_timeout + base_settings.db_command_timeout)
@@ -68,6 +71,7 @@ async def test_a_crash_between_reserving_and_ordering_gives_the_units_back_after
     assert await reclaim_orphaned_holds(database, older_than=grace) >= 2
     assert await _accounted(db, a) == {"on_hand": 10, "available": 10, "reserved": 0, "sold": 0}
     assert await _accounted(db, b) == {"on_hand": 5, "available": 5, "reserved": 0, "sold": 0}
+    assert await refresh_summary(database) >= 2
     assert await db.fetchval("SELECT stock_available FROM products WHERE id = $1", a) == 10
 
     # The checkout's process was only slow, not dead: its order statement finds the holds gone and

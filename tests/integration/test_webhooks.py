@@ -59,7 +59,10 @@ async def test_an_orders_life_arrives_in_order_with_valid_signatures(api, tenant
     assert r.status == 201, r.body
     oid = r.data["orderId"]
     for target in ("PAID", "PROCESSING", "SHIPPED", "DELIVERED"):
-        r = await api.patch(f"/api/v1/orders/{oid}/status", as_=staff, json={"status": target})
+        body = {"status": target}
+        if target == "SHIPPED":
+            body |= {"carrier": "Russian Post", "trackingNumber": "RP1RU"}
+        r = await api.patch(f"/api/v1/orders/{oid}/status", as_=staff, json=body)
         assert r.status == 200, r.body
     # Captured in each change's transaction, with a kick for the worker in the outbox.
     kicks = await db.fetchval("SELECT count(*) FROM outbox WHERE job = 'deliver_webhooks' AND tenant_id = $1", tenant.id)

@@ -10,7 +10,7 @@ import pytest
 
 from engine.domain.errors import ActorUnavailable, CartItemNotFound, InsufficientStock, MaxQuantityExceeded
 from engine.cart_store import check_quantity
-from engine.user_actor import UserActors
+from engine.actors.user import UserActors
 
 
 def actors(**kw) -> UserActors:

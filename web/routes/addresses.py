@@ -65,7 +65,7 @@ class AddressList(msgspec.Struct, rename="camel"):
     addresses: list[AddressOut]
 
 
-class AddressQuery(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+class AddressQuery(msgspec.Struct, rename="camel"):
     page: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1
     page_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
 

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 import msgspec
+from aiohttp import web
 
 from engine.catalogue import reviews
 from engine.catalogue import service as catalogue
@@ -22,7 +23,7 @@ from engine.catalogue.commands import (check_amount, CategoryChanges, NewCategor
 from engine.catalogue.listing import ProductListing, search_query
 from engine.domain.errors import ValidationError
 from engine.domain.principal import Principal
-from web import keys
+from web import keys, product_reads
 from web.api import OPTIONAL, REQUIRED, Reply, Req, RouteTable
 from web.envelope import Pagination
 
@@ -152,8 +153,11 @@ async def list_products(req: Req) -> Reply:
 
 @routes.get("/products/{id}", response=v.ProductDetail, auth=OPTIONAL, policy="catalogue",
             errors=("PRODUCT_NOT_FOUND",), tag="Products", summary="Product details")
-async def get_product(req: Req) -> v.ProductDetail:
-    return await catalogue.product_detail(req.app[keys.DB], req.principal, req.params["id"])
+async def get_product(req: Req) -> web.Response:
+    """Anonymous reads come from the process's cache (see web.product_reads); `ETag`, and a
+    matching `If-None-Match` is `304`."""
+    return await product_reads.product_response(req, req.params["id"])
+
 
 
 @routes.post("/products", body=NewProduct, response=v.ProductDetail, status=201, auth=REQUIRED,
@@ -167,10 +171,12 @@ async def create_product(req: Req) -> v.ProductDetail:
 
 @routes.patch("/products/{id}", body=ProductChanges, response=v.ProductDetail, auth=REQUIRED,
               permission="products:write", policy="admin",
-              errors=("PRODUCT_NOT_FOUND", "CONFLICT", "CATEGORY_NOT_FOUND"), tag="Products",
+              errors=("PRODUCT_NOT_FOUND", "CONFLICT", "CATEGORY_NOT_FOUND", "VARIANT_NOT_FOUND"), tag="Products",
               summary="Change the supplied fields of a product")
 async def change_product(req: Req) -> v.ProductDetail:
-    return await catalogue.change_product(req.app[keys.DB], req.principal, req.params["id"], req.body)
+    detail = await catalogue.change_product(req.app[keys.DB], req.principal, req.params["id"], req.body)
+    product_reads.forget(req.app, [req.params["id"]])
+    return detail
 
 
 @routes.delete("/products/{id}", response=Deleted, auth=REQUIRED, permission="products:write", policy="admin",
@@ -178,14 +184,15 @@ async def change_product(req: Req) -> v.ProductDetail:
 async def delete_product(req: Req) -> Deleted:
     """Orders referencing the product are unaffected (they keep its name and sku)."""
     await catalogue.delete_product(req.app[keys.DB], req.tenant_id, req.params["id"])
+    product_reads.forget(req.app, [req.params["id"]])
     return Deleted(id=req.params["id"], deleted=True)
 
 
 # ----------------------------------------------------------------------------- categories
 
 @category_routes.get("/categories", query=CategoriesQuery, response=v.CategoriesPage, auth=OPTIONAL,
-                     policy="categories", tag="Categories", summary="Category tree")
-async def list_categories(req: Req) -> v.CategoriesPage:
+                     policy="categories", paginated=True, tag="Categories", summary="Category tree")
+async def list_categories(req: Req) -> Reply:
     """`parentId` (a UUID, or `null` for the roots) picks the level; each item carries its subtree."""
     raw = req.query.parent_id
     parent: UUID | None = None
@@ -196,7 +203,7 @@ async def list_categories(req: Req) -> v.CategoriesPage:
             raise ValidationError("Invalid query parameters.", details={"parentId": ["must be a UUID or null"]}) from None
     tree = await catalogue.category_tree(req.app[keys.DB], req.tenant_id, staff=_staff(req.principal),
                                          parent_id=parent, include_products=req.query.include_products)
-    return v.CategoriesPage(categories=tree)
+    return Reply(v.CategoriesPage(categories=tree), meta={"pagination": Pagination.whole(len(tree))})
 
 
 def _staff(principal: Principal) -> bool:
@@ -287,3 +294,7 @@ async def moderation_queue(req: Req) -> Reply:
                      summary="Publish or reject a review; answer it")
 async def moderate_review(req: Req) -> v.Review:
     return await catalogue.moderate_review(req.app[keys.DB], req.principal, req.params["id"], req.body)
+
+
+def setup(app: web.Application) -> None:
+    product_reads.setup(app)

@@ -64,7 +64,7 @@ class CouponList(msgspec.Struct, rename="camel"):
     coupons: list[CouponOut]
 
 
-class CouponQuery(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+class CouponQuery(msgspec.Struct, rename="camel"):
     page: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1
     page_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
     active: bool | None = None

@@ -17,7 +17,7 @@ from aiohttp import web
 from prometheus_client import Counter
 
 from engine.domain.errors import Forbidden
-from engine.identity import accounts, api_keys, service
+from engine.identity import api_keys, service
 from engine.identity.access import AccessChange, change_access
 from engine.identity.account_versions import AccountVersions
 from engine.identity.accounts import Account, Tenant
@@ -34,7 +34,6 @@ from web.ratelimit import POLICIES, RedisRateLimiter, client_address
 
 log = structlog.get_logger("identity")
 routes = RouteTable()
-SESSIONS = web.AppKey("identity_sessions", Sessions)
 VERSIONS = web.AppKey("account_versions", AccountVersions)
 TROUBLE: web.AppKey["_RedisTrouble"] = web.AppKey("identity_redis_trouble")
 
@@ -133,7 +132,7 @@ class ApiKeyList(msgspec.Struct, rename="camel"):
     api_keys: list[ApiKeyOut]
 
 
-class PageQuery(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+class PageQuery(msgspec.Struct, rename="camel"):
     page: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1
     page_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
 
@@ -179,7 +178,7 @@ def _require_staff(req: Req) -> None:
 @routes.post("/auth/register", policy="auth", body=RegisterIn, response=AuthResult, status=201, auth=PUBLIC,
              errors=("EMAIL_TAKEN",), tag="Auth", summary="Create a customer account and log in")
 async def register(req: Req) -> AuthResult:
-    account, session = await req.app[SESSIONS].register(req.tenant_id, req.body.email, req.body.password,
+    account, session = await req.app[keys.SESSIONS].register(req.tenant_id, req.body.email, req.body.password,
                                                         req.body.name, int(time.time()))
     return await _auth_result(req, account, session)
 
@@ -189,7 +188,7 @@ async def register(req: Req) -> AuthResult:
              summary="Exchange email and password for an access token and a refresh token")
 async def login(req: Req) -> AuthResult:
     address = client_address(req.request, req.app[keys.SETTINGS])
-    account, session = await req.app[SESSIONS].login(req.tenant_id, req.body.email, req.body.password,
+    account, session = await req.app[keys.SESSIONS].login(req.tenant_id, req.body.email, req.body.password,
                                                      address, int(time.time()))
     return await _auth_result(req, account, session)
 
@@ -197,7 +196,7 @@ async def login(req: Req) -> AuthResult:
 @routes.post("/auth/refresh", policy="auth", body=RefreshIn, response=TokenPair, auth=PUBLIC, errors=("UNAUTHORIZED",),
              tag="Auth", summary="Rotate a refresh token; reusing an old one revokes the session")
 async def refresh(req: Req) -> TokenPair:
-    session = await req.app[SESSIONS].refresh(req.body.refresh_token, int(time.time()))
+    session = await req.app[keys.SESSIONS].refresh(req.body.refresh_token, int(time.time()))
     return TokenPair(access_token=session.access_token, refresh_token=session.refresh_token,
                      token_type="Bearer", expires_in=session.expires_in)
 
@@ -205,7 +204,7 @@ async def refresh(req: Req) -> TokenPair:
 @routes.delete("/auth/logout", policy="account", response=LoggedOut, auth=REQUIRED, tag="Auth",
                summary="Revoke the current access token and its refresh tokens")
 async def logout(req: Req) -> LoggedOut:
-    await req.app[SESSIONS].logout(req.principal, req.request.get(SESSION_ID), int(time.time()))
+    await req.app[keys.SESSIONS].logout(req.principal, req.request.get(SESSION_ID), int(time.time()))
     return LoggedOut(message="Logged out.")
 
 
@@ -264,7 +263,7 @@ async def set_access(req: Req) -> Me:
     _require_staff(req)
     change = AccessChange(req.body.role, frozenset(req.body.permissions), req.body.disabled)
     account, _ = await change_access(req.app[keys.DB], req.app[VERSIONS], req.tenant_id, req.params["id"], change,
-                                     caller_permissions=req.principal.permissions,
+                                     caller_permissions=req.principal.permissions, caller_id=req.principal.user_id,
                                      on_redis_down=req.app[TROUBLE].identity)
     return _me(account, await service.tenant(req.app[keys.DB], req.tenant_id))
 
@@ -328,7 +327,7 @@ async def _identity_resources(app: web.Application) -> AsyncIterator[None]:
         app[keys.LIMITER] = RedisRateLimiter(settings, redis, trouble.fail_open, trouble.refused)
     throttle = LoginThrottle(redis, settings.redis_prefix, settings.login_max_failures, settings.login_failure_window,
                              settings.login_max_address_failures)
-    app[SESSIONS] = Sessions(settings, db, tokens, Passwords(), revocations, throttle, trouble.identity)
+    app[keys.SESSIONS] = Sessions(settings, db, tokens, Passwords(), revocations, throttle, trouble.identity)
     yield
 
 

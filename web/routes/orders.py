@@ -18,9 +18,11 @@ from aiohttp import web
 
 from engine import checkout as engine_checkout
 from engine import orders as engine_orders
+from engine import refunds, tracking
+from engine.carrier import carrier_for
 from engine.clock import utc_now
 from engine.checkout import ItemRequest, OrderRequest, PlacedOrder
-from engine.domain.errors import Forbidden, ValidationError
+from engine.domain.errors import Forbidden, RefundFailed, ValidationError
 from engine.idempotency import ResponseSlot
 from engine.domain.address import PostalAddress
 from engine.domain.money import to_api
@@ -29,7 +31,7 @@ from web import keys
 from web.api import REQUIRED, Reply, Req, RouteTable
 from web.envelope import Pagination
 from web.idempotency import idempotent
-from web.resources import STOCK, USER_ACTORS
+from web.resources import PROVIDER, STOCK, USER_ACTORS
 
 routes = RouteTable()
 
@@ -89,7 +91,7 @@ class Payment(msgspec.Struct, rename="camel"):
     method: str
     amount: Money
     currency: str
-    expires_at: dt.datetime | None
+    expires_at: dt.datetime
     # Optional in the document (`paymentUrl?`, `bankDetails?`): left out when not applicable.
     payment_url: str | msgspec.UnsetType = msgspec.UNSET
     bank_details: BankDetails | msgspec.UnsetType = msgspec.UNSET
@@ -112,7 +114,7 @@ class CheckoutResponse(msgspec.Struct, rename="camel"):
     estimated_delivery: str | None
 
 
-class OrdersQuery(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+class OrdersQuery(msgspec.Struct, rename="camel"):
     page: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1
     page_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
     status: Annotated[str, msgspec.Meta(max_length=40)] | None = None
@@ -230,6 +232,10 @@ class OrderDetailResponse(msgspec.Struct, rename="camel"):
 class StatusChangeRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     status: Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
     note: Text | None = None
+    # Shipping through the platform's PATCH: required with SHIPPED, refused with any other status.
+    carrier: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
+    tracking_number: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    estimated_delivery: Annotated[str, msgspec.Meta(max_length=40)] | None = None
 
 
 class CancelRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
@@ -249,7 +255,10 @@ class CancelResponse(msgspec.Struct, rename="camel"):
 
 def _placed(p: PlacedOrder) -> CheckoutResponse:
     q = p.quote
-    payment = Payment(method=p.payment_method, amount=to_api(q.total), currency=p.currency, expires_at=p.expires_at)
+    # The storefront types expiresAt as a string. A balance payment is settled inside the
+    # checkout, so its payment window closed when it was issued: that instant (docs/DECISIONS.md).
+    expires_at = p.expires_at if p.expires_at is not None else utc_now()
+    payment = Payment(method=p.payment_method, amount=to_api(q.total), currency=p.currency, expires_at=expires_at)
     if p.payment_url is not None:
         payment.payment_url = p.payment_url
     if p.bank_details is not None:
@@ -348,7 +357,8 @@ def _instant(text: str | None, field: str) -> dt.datetime | None:
 
 
 @routes.get("/orders", query=OrdersQuery, response=OrdersResponse, auth=REQUIRED, policy="orders", paginated=True,
-            errors=("VALIDATION_ERROR",), tag="Orders", summary="List orders (own orders; all with orders:read)")
+            errors=("VALIDATION_ERROR", "FORBIDDEN"), tag="Orders",
+            summary="List orders (own orders; all with orders:read)")
 async def list_orders(req: Req) -> Reply:
     q = req.query
     # Storefront spelling wins when both are given (CONTRACT.md).
@@ -403,26 +413,69 @@ def _detail(d: engine_orders.OrderDetail, refund_period_days: int) -> OrderDetai
 
 
 @routes.get("/orders/{id}", response=OrderDetailResponse, auth=REQUIRED, policy="orders",
-            errors=("ORDER_NOT_FOUND",), tag="Orders", summary="Order detail")
+            errors=("ORDER_NOT_FOUND", "FORBIDDEN"), tag="Orders", summary="Order detail")
 async def get_order(req: Req) -> OrderDetailResponse:
     detail = await engine_orders.get_order(req.app[keys.DB], req.principal, req.params["id"])
     return _detail(detail, req.app[keys.SETTINGS].refund_period_days)
 
 
+def _shipping_fields(body: StatusChangeRequest, target: OrderStatus) -> dt.date | None:
+    """The estimated delivery date of a PATCH to SHIPPED, after checking its shipping fields."""
+    given = {"carrier": body.carrier, "trackingNumber": body.tracking_number,
+             "estimatedDelivery": body.estimated_delivery}
+    if target is not OrderStatus.SHIPPED:
+        extra = [name for name, value in given.items() if value is not None]
+        if extra:
+            raise ValidationError(details={n: ["only allowed with status SHIPPED"] for n in extra})
+        return None
+    missing = [name for name in ("carrier", "trackingNumber") if not (given[name] or "").strip()]
+    if missing:
+        raise ValidationError(details={n: ["required when status is SHIPPED (POST /api/v1/admin/orders/{id}/ship"
+                                           " makes a tracking number up)"] for n in missing})
+    if body.estimated_delivery is None:
+        return None
+    try:
+        return dt.date.fromisoformat(body.estimated_delivery.strip()[:10])
+    except ValueError:
+        raise ValidationError(details={"estimatedDelivery": ["must be an ISO 8601 date"]}) from None
+
+
 @routes.patch("/orders/{id}/status", body=StatusChangeRequest, response=OrderDetailResponse, auth=REQUIRED,
               permission="orders:write", policy="orders",
-              errors=("ORDER_NOT_FOUND", "INVALID_STATUS_TRANSITION", "VALIDATION_ERROR", "FORBIDDEN"),
+              errors=("ORDER_NOT_FOUND", "INVALID_STATUS_TRANSITION", "VALIDATION_ERROR", "FORBIDDEN",
+                      "REFUND_ALREADY_REQUESTED", "CANNOT_REFUND", "REFUND_FAILED"),
               tag="Orders", summary="Move an order through the state machine (staff or orders:write)")
 async def change_status(req: Req) -> OrderDetailResponse:
-    target = parse_status(req.body.status)
-    db = req.app[keys.DB]
-    await engine_orders.set_status(db, req.principal, req.params["id"], target, req.body.note)
-    detail = await engine_orders.get_order(db, req.principal, req.params["id"])
-    return _detail(detail, req.app[keys.SETTINGS].refund_period_days)
+    """Platform moves are taken as the platform defines them: `shipped` from a paid (confirmed)
+    order records PROCESSING and SHIPPED, and needs `carrier` and `trackingNumber` (optional
+    `estimatedDelivery`), from which the carrier sync delivers it; `refunded` refunds everything
+    left through the refund machinery (money, stock, refund record, commission) and answers
+    `REFUND_FAILED` if the provider refuses; `cancelled` on a paid order refunds it as
+    `POST /orders/{id}/cancel` does."""
+    body, principal, order_id = req.body, req.principal, req.params["id"]
+    target = parse_status(body.status)
+    estimated = _shipping_fields(body, target)
+    db, settings = req.app[keys.DB], req.app[keys.SETTINGS]
+    if target is OrderStatus.SHIPPED:
+        await tracking.ship_order(db, principal, order_id, carrier_for(body.carrier), carrier_name=body.carrier,
+                                  tracking_number=body.tracking_number, now=utc_now(), estimated_delivery=estimated)
+    elif target is OrderStatus.REFUNDED:
+        request_id = await refunds.refund_order(db, principal, order_id, note=body.note, now=utc_now())
+        # Executed here so the answer shows the outcome; the queued job finds it done (or, if this
+        # process dies first, does it).
+        outcome = await refunds.execute_refund(db, req.app[PROVIDER], request_id,
+                                               restock=settings.restock_on_refund, now=utc_now())
+        if outcome != refunds.COMPLETED:
+            raise RefundFailed(extra={"refundRequestId": str(request_id), "refundStatus": outcome})
+    else:
+        await engine_orders.set_status(db, principal, order_id, target, body.note)
+    detail = await engine_orders.get_order(db, principal, order_id)
+    return _detail(detail, settings.refund_period_days)
 
 
 @routes.post("/orders/{id}/cancel", body=CancelRequest, response=CancelResponse, auth=REQUIRED, policy="orders",
-             idempotent=True, errors=("VALIDATION_ERROR", "ORDER_NOT_FOUND", "CANNOT_CANCEL", "IDEMPOTENCY_KEY_REUSED"),
+             idempotent=True, errors=("VALIDATION_ERROR", "ORDER_NOT_FOUND", "CANNOT_CANCEL", "IDEMPOTENCY_KEY_REUSED",
+                                      "FORBIDDEN"),
              tag="Orders", summary="Cancel an order that has not shipped")
 async def cancel_order(req: Req) -> web.StreamResponse:
     reason = req.body.reason.strip()

@@ -5,32 +5,19 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-from typing import AsyncIterator
 
 import msgspec
 from aiohttp import web
 
 from engine.domain.errors import Conflict, DomainError, NotFound
 from engine.clock import utc_now
-from engine.payments import provider_for, sandbox_page, settlement, webhook
-from engine.payments.provider import PaymentProvider
+from engine.payments import sandbox_page, settlement, webhook
 from web import keys
 from web.api import PUBLIC, REQUIRED, Req, RouteTable
 from web.errors import status_of
 
-PROVIDER: web.AppKey[PaymentProvider] = web.AppKey("payment_provider")
-
 pages = RouteTable(prefix="")
 routes = RouteTable()
-
-
-def setup(app: web.Application) -> None:
-    app.cleanup_ctx.append(_provider)
-
-
-async def _provider(app: web.Application) -> AsyncIterator[None]:
-    app[PROVIDER] = provider_for(app[keys.SETTINGS], app[keys.DB])
-    yield
 
 
 # ----------------------------------------------------------------------------- hosted page
@@ -118,13 +105,13 @@ async def _sandbox_outcome(req: Req, succeeded: bool) -> web.StreamResponse:
     return web.Response(status=303, headers={**_HEADERS, "Location": f"/pay/{token}"})
 
 
-@pages.post("/pay/{token}/complete", policy="pages", auth=PUBLIC, raw=True, text_params=("token",),
+@pages.post("/pay/{token}/complete", policy="pages", auth=PUBLIC, raw=True, status=303, text_params=("token",),
             errors=("NOT_FOUND", "FORBIDDEN", "CONFLICT"), tag="Payments", summary="Sandbox: pay")
 async def payment_complete(req: Req) -> web.StreamResponse:
     return await _sandbox_outcome(req, succeeded=True)
 
 
-@pages.post("/pay/{token}/fail", policy="pages", auth=PUBLIC, raw=True, text_params=("token",),
+@pages.post("/pay/{token}/fail", policy="pages", auth=PUBLIC, raw=True, status=303, text_params=("token",),
             errors=("NOT_FOUND", "FORBIDDEN", "CONFLICT"), tag="Payments", summary="Sandbox: fail the payment")
 async def payment_fail(req: Req) -> web.StreamResponse:
     return await _sandbox_outcome(req, succeeded=False)
@@ -162,7 +149,7 @@ class PaymentConfirmation(msgspec.Struct, rename="camel"):
              errors=("ORDER_NOT_FOUND", "INVALID_STATUS_TRANSITION", "FORBIDDEN"),
              summary="Staff: confirm a bank transfer arrived (PENDING_PAYMENT -> PAID)")
 async def confirm_payment(req: Req) -> PaymentConfirmation:
-    row = await settlement.confirm_payment(req.app[keys.DB], req.tenant_id, req.params["id"],
-                                           actor=req.principal.scope, now=utc_now())
-    return PaymentConfirmation(order_id=str(row["id"]), status=row["status"], payment_status=row["payment_status"],
-                               paid_at=row["paid_at"], transaction_id=row["transaction_id"])
+    state = await settlement.confirm_payment(req.app[keys.DB], req.tenant_id, req.params["id"],
+                                             actor=req.principal.scope, now=utc_now())
+    return PaymentConfirmation(order_id=str(state.order_id), status=state.status, payment_status=state.payment_status,
+                               paid_at=state.paid_at, transaction_id=state.transaction_id)

@@ -88,7 +88,7 @@ class RefundsResponse(msgspec.Struct, rename="camel"):
     refunds: list[StaffRefundOut]
 
 
-class RefundsQuery(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+class RefundsQuery(msgspec.Struct, rename="camel"):
     status: Status | None = None
     page: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1
     page_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
@@ -109,19 +109,19 @@ class RejectIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
 
 
 def _items(view: refunds.RefundView) -> list[RefundItemOut]:
-    return [RefundItemOut(item_id=str(i["item_id"]), product_name=i["product_name"], quantity=i["quantity"],
-                          amount=to_api(i["amount"])) for i in view.items]
+    return [RefundItemOut(item_id=str(i.item_id), product_name=i.product_name, quantity=i.quantity,
+                          amount=to_api(i.amount)) for i in view.items]
 
 
 def _staff(view: refunds.RefundView) -> StaffRefundOut:
     r = view.request
     return StaffRefundOut(
-        id=str(r["id"]), order_id=str(r["order_id"]), order_number=r["order_number"], user_id=str(r["user_id"]),
-        status=r["status"], reason=r["reason"], description=r["description"],
-        requested_amount=to_api(r["requested_amount"]), approved_amount=to_api(r["approved_amount"]),
-        refunded_amount=to_api(r["refunded_amount"]), items=_items(view), review_note=r["review_note"],
-        failure=r["failure"], created_at=r["created_at"], reviewed_at=r["reviewed_at"],
-        completed_at=r["completed_at"])
+        id=str(r.id), order_id=str(r.order_id), order_number=r.order_number, user_id=str(r.user_id),
+        status=r.status, reason=r.reason, description=r.description,
+        requested_amount=to_api(r.requested_amount), approved_amount=to_api(r.approved_amount),
+        refunded_amount=to_api(r.refunded_amount), items=_items(view), review_note=r.review_note,
+        failure=r.failure, created_at=r.created_at, reviewed_at=r.reviewed_at,
+        completed_at=r.completed_at)
 
 
 # ----------------------------------------------------------------------------- customer
@@ -129,7 +129,7 @@ def _staff(view: refunds.RefundView) -> StaffRefundOut:
 @routes.post("/orders/{id}/refund", body=RefundRequestIn, response=RefundResponse, status=201, auth=REQUIRED,
              policy="orders", idempotent=True,
              errors=("VALIDATION_ERROR", "ORDER_NOT_FOUND", "CANNOT_REFUND", "REFUND_PERIOD_EXPIRED",
-                     "REFUND_ALREADY_REQUESTED", "IDEMPOTENCY_KEY_REUSED"),
+                     "REFUND_ALREADY_REQUESTED", "IDEMPOTENCY_KEY_REUSED", "FORBIDDEN"),
              tag="Orders", summary="Request a refund of a delivered order (all items or some)")
 async def request_refund(req: Req) -> web.StreamResponse:
     b = req.body
@@ -142,9 +142,9 @@ async def request_refund(req: Req) -> web.StreamResponse:
             description=description, refund_period_days=req.app[keys.SETTINGS].refund_period_days, now=utc_now())
         r = view.request
         return RefundResponse(
-            refund_request_id=str(r["id"]), order_id=str(r["order_id"]), order_number=r["order_number"],
-            status=r["status"], requested_amount=to_api(r["requested_amount"]), items=_items(view),
-            message="Refund request submitted. You will be notified once reviewed.", created_at=r["created_at"])
+            refund_request_id=str(r.id), order_id=str(r.order_id), order_number=r.order_number,
+            status=r.status, requested_amount=to_api(r.requested_amount), items=_items(view),
+            message="Refund request submitted. You will be notified once reviewed.", created_at=r.created_at)
 
     return await idempotent(req, run, status=201)
 

@@ -19,7 +19,8 @@ from engine.carrier import carrier_for
 from engine.domain.errors import ValidationError
 from engine.domain.money import to_api
 from web import keys
-from web.api import OPTIONAL, REQUIRED, Req, RouteTable
+from web.api import OPTIONAL, REQUIRED, Reply, Req, RouteTable
+from web.envelope import Pagination
 
 routes = RouteTable()
 
@@ -45,7 +46,7 @@ def _check_amount(name: str, value: Decimal | None) -> None:
 
 # ----------------------------------------------------------------------------- storefront shapes
 
-class MethodsQuery(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+class MethodsQuery(msgspec.Struct, rename="camel"):
     country: Country
     postal_code: PostalCode | None = None
     cart_id: UUID | None = None
@@ -129,19 +130,19 @@ class CalculateShippingResponse(msgspec.Struct, rename="camel"):
 
 
 @routes.get("/shipping/methods", query=MethodsQuery, response=ShippingMethodsResponse, auth=OPTIONAL,
-            policy="shipping", errors=("VALIDATION_ERROR", "SHIPPING_NOT_AVAILABLE", "CART_NOT_FOUND"),
+            policy="shipping", paginated=True, errors=("VALIDATION_ERROR", "SHIPPING_NOT_AVAILABLE", "CART_NOT_FOUND"),
             tag="Shipping", summary="Shipping methods serving a destination")
-async def list_methods(req: Req) -> ShippingMethodsResponse:
+async def list_methods(req: Req) -> Reply:
     q = req.query
     offers = await service.offers(req.app[keys.DB], req.tenant_id, q.country, q.postal_code,
                                   user_id=req.principal.user_id, cart_id=q.cart_id)
-    return ShippingMethodsResponse(methods=[
+    return Reply(ShippingMethodsResponse(methods=[
         ShippingMethodOut(id=o.method.id, name=o.method.name, carrier=o.method.carrier,
                           description=o.method.description,
                           estimated_days=EstimatedDays(min=o.method.min_days, max=o.method.max_days),
                           price=to_api(o.price), currency=o.method.currency, is_free=o.is_free,
                           free_threshold=to_api(o.method.free_threshold))
-        for o in offers])
+        for o in offers]), meta={"pagination": Pagination.whole(len(offers))})
 
 
 @routes.post("/shipping/calculate", body=CalculateShippingRequest, response=CalculateShippingResponse,
@@ -273,17 +274,14 @@ def _stored(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _staff_method(row: Any) -> StaffMethodOut:
+def _staff_method(m: service.StaffMethod) -> StaffMethodOut:
     return StaffMethodOut(
-        id=str(row["id"]), name=row["name"], carrier=row["carrier"], description=row["description"],
-        min_days=row["min_days"], max_days=row["max_days"], currency=row["currency"],
-        free_threshold=to_api(row["free_threshold"]),
-        zones=[ZoneOut(countries=list(z.get("countries") or []),
-                       postal_ranges=[[str(a), str(b)] for a, b in (z.get("postalRanges") or [])])
-               for z in row["zones"] or []],
-        weight_bands=[BandOut(max_grams=b.get("maxGrams"), price=to_api(Decimal(str(b["price"]))))
-                      for b in row["weight_bands"] or []],
-        active=row["active"], position=row["position"], created_at=row["created_at"])
+        id=str(m.id), name=m.name, carrier=m.carrier, description=m.description, min_days=m.min_days,
+        max_days=m.max_days, currency=m.currency, free_threshold=to_api(m.free_threshold),
+        zones=[ZoneOut(countries=list(z.countries), postal_ranges=[[a, b] for a, b in z.postal_ranges])
+               for z in m.zones],
+        weight_bands=[BandOut(max_grams=b.max_grams, price=to_api(b.price)) for b in m.weight_bands],
+        active=m.active, position=m.position, created_at=m.created_at)
 
 
 @routes.get("/admin/shipping/methods", response=StaffMethodsResponse, errors=("FORBIDDEN",),
@@ -300,8 +298,7 @@ async def create_method(req: Req) -> StaffMethodOut:
     values = {f: getattr(req.body, f) for f in req.body.__struct_fields__}
     if values["currency"] is None:
         values["currency"] = req.app[keys.SETTINGS].currency
-    row = await service.create_method(req.app[keys.DB], req.tenant_id, _stored(values))
-    return _staff_method(row)
+    return _staff_method(await service.create_method(req.app[keys.DB], req.tenant_id, _stored(values)))
 
 
 @routes.patch("/shipping/methods/{id}", body=MethodPatch, response=StaffMethodOut,
@@ -309,8 +306,8 @@ async def create_method(req: Req) -> StaffMethodOut:
               summary="Staff: change a shipping method, its zones or its weight bands", **_STAFF)
 async def update_method(req: Req) -> StaffMethodOut:
     changes = {f: v for f in req.body.__struct_fields__ if (v := getattr(req.body, f)) is not msgspec.UNSET}
-    row = await service.update_method(req.app[keys.DB], req.tenant_id, req.params["id"], _stored(changes))
-    return _staff_method(row)
+    return _staff_method(await service.update_method(req.app[keys.DB], req.tenant_id, req.params["id"],
+                                                     _stored(changes)))
 
 
 @routes.delete("/shipping/methods/{id}", response=Deleted, errors=("SHIPPING_METHOD_NOT_FOUND", "FORBIDDEN"),
@@ -350,12 +347,12 @@ class TrackingResponse(msgspec.Struct, rename="camel"):
 def _tracking(t: tracking.Tracking) -> TrackingResponse:
     o = t.order
     return TrackingResponse(
-        order_id=str(o["id"]), order_number=o["order_number"], status=o["status"], carrier=o["carrier"],
-        tracking_number=o["tracking_number"], tracking_url=o["tracking_url"],
-        estimated_delivery=o["estimated_delivery"].isoformat() if o["estimated_delivery"] else None,
-        events=[TrackingEventOut(status=e["status"], location=e["location"], description=e["description"],
-                                 timestamp=e["occurred_at"]) for e in t.events],
-        shipped_at=o["shipped_at"], delivered_at=o["delivered_at"])
+        order_id=str(o.order_id), order_number=o.order_number, status=o.status, carrier=o.carrier,
+        tracking_number=o.tracking_number, tracking_url=o.tracking_url,
+        estimated_delivery=o.estimated_delivery.isoformat() if o.estimated_delivery else None,
+        events=[TrackingEventOut(status=e.status, location=e.location, description=e.description,
+                                 timestamp=e.occurred_at) for e in t.events],
+        shipped_at=o.shipped_at, delivered_at=o.delivered_at)
 
 
 @routes.post("/admin/orders/{id}/ship", body=ShipRequest, response=TrackingResponse, auth=REQUIRED,
@@ -370,6 +367,6 @@ async def ship_order(req: Req) -> TrackingResponse:
 
 
 @routes.get("/orders/{id}/tracking", response=TrackingResponse, auth=REQUIRED, policy="orders",
-            errors=("ORDER_NOT_FOUND", "NOT_SHIPPED"), tag="Orders", summary="Where the order's parcel is")
+            errors=("ORDER_NOT_FOUND", "NOT_SHIPPED", "FORBIDDEN"), tag="Orders", summary="Where the order's parcel is")
 async def get_tracking(req: Req) -> TrackingResponse:
     return _tracking(await tracking.get_tracking(req.app[keys.DB], req.principal, req.params["id"]))

@@ -11,7 +11,8 @@ from web import keys
 from web.api import NONE, Req, RouteTable
 from web.envelope import failure
 
-_DOCS_PAGE = Path(__file__).resolve().parent.parent / "static" / "docs.html"
+_STATIC = Path(__file__).resolve().parent.parent / "static"
+_DOCS_PAGE = _STATIC / "docs.html"
 
 routes = RouteTable(prefix="")
 api_routes = RouteTable()
@@ -50,7 +51,8 @@ async def readyz(req: Req) -> web.StreamResponse | Readiness:
 
 
 @routes.get("/metrics", policy="unlimited", auth=NONE, tag="System", raw=True, errors=("NOT_FOUND",),
-            summary="Prometheus metrics (404 here when METRICS_PORT gives them their own listener)")
+            summary="Prometheus metrics (404 here when METRICS_PORT gives them their own listener)",
+            content_type="text/plain; version=0.0.4")
 async def metrics(req: Req) -> web.StreamResponse:
     if req.app[keys.SETTINGS].metrics_port:
         raise web.HTTPNotFound()
@@ -75,7 +77,8 @@ def metrics_listener(api: web.Application) -> web.Application:
     return app
 
 
-@api_routes.get("/openapi.json", policy="pages", auth=NONE, tag="System", summary="This API's OpenAPI 3.1 document", raw=True)
+@api_routes.get("/openapi.json", policy="pages", auth=NONE, tag="System", summary="This API's OpenAPI 3.1 document", raw=True,
+                content_type="application/json")
 async def openapi(req: Req) -> web.StreamResponse:
     return web.json_response(req.app[keys.OPENAPI])
 
@@ -85,28 +88,25 @@ async def docs(req: Req) -> web.StreamResponse:
     return web.Response(body=_DOCS_PAGE.read_bytes(), content_type="text/html")
 
 
+# Queue depths, outbox lag and dead letters are cluster-wide figures: the worker's metrics
+# endpoint exports them (workers/metrics.py), once, instead of every API replica repeating them.
+
+
+def _docs_assets() -> dict[str, Path]:
+    """The files /docs needs: Swagger UI from the swagger-ui-bundle-v2 package (kept current
+    by the lock file, no CDN), and our initializer."""
+    from swagger_ui_bundle import swagger_ui_path
+
+    ui = Path(swagger_ui_path)
+    assets = {name: ui / name for name in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png")}
+    assets["docs-init.js"] = _STATIC / "docs-init.js"
+    return assets
+
+
 def setup(app: web.Application) -> None:
-    """Background-job figures (queue depths, dead letters, outbox lag) on /metrics."""
-    from prometheus_client import Gauge
+    """Serve /docs/assets/<name>: a fixed list of files, cached for a day."""
+    for name, path in _docs_assets().items():
+        async def asset(request: web.Request, path: Path = path) -> web.StreamResponse:
+            return web.FileResponse(path, headers={"Cache-Control": "public, max-age=86400"})
 
-    metrics, settings = app[keys.METRICS], app[keys.SETTINGS]
-    depth = Gauge("job_queue_messages", "Messages per job queue and state (ready, delayed, dead)",
-                  ["queue", "state"], registry=metrics.registry)
-    lag_rows = Gauge("outbox_lag_rows", "Outbox rows due but not yet sent", registry=metrics.registry)
-    lag_age = Gauge("outbox_lag_seconds", "Age of the oldest due, unsent outbox row", registry=metrics.registry)
-    dead = Gauge("job_dead_letters", "Dead-lettered jobs across all queues", registry=metrics.registry)
-
-    async def refresh() -> None:
-        # The one place web reads worker state; allowed by the import contract in pyproject.toml.
-        from workers.operations import queue_stats
-
-        stats = await queue_stats(settings, redis=app[keys.REDIS], db=app[keys.DB])
-        for key, value in stats.items():
-            parts = key.split(".")
-            if parts[0] == "queue" and len(parts) == 3:
-                depth.labels(parts[1], parts[2]).set(value)
-        lag_rows.set(stats.get("outbox.lag_count", 0))
-        lag_age.set(stats.get("outbox.lag_seconds", 0))
-        dead.set(stats.get("dead_letters.total", 0))
-
-    metrics.add_refresher(refresh)
+        app.router.add_get(f"/docs/assets/{name}", asset)
