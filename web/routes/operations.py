@@ -62,6 +62,18 @@ async def _staff_token(req: Req) -> str | None:
     return token if principal.role == "staff" else None
 
 
+async def _form(req: Req) -> dict[str, str]:
+    """The posted form's text fields; anything but a well-formed urlencoded form is an empty one
+    (the handlers then answer as for missing fields), never a 500."""
+    if req.request.content_type != "application/x-www-form-urlencoded":
+        return {}
+    try:
+        posted = await req.request.post()
+    except ValueError:
+        return {}
+    return {k: v for k, v in posted.items() if isinstance(v, str)}
+
+
 @pages.get("/ops/login", policy="pages", auth=PUBLIC, raw=True, tag="Operations", summary="Staff sign-in form for the operations page")
 async def ops_login_form(req: Req) -> web.StreamResponse:
     return _login_form()
@@ -70,7 +82,7 @@ async def ops_login_form(req: Req) -> web.StreamResponse:
 @pages.post("/ops/login", policy="auth", auth=PUBLIC, raw=True, errors=("INVALID_CREDENTIALS", "FORBIDDEN", "RATE_LIMIT_EXCEEDED"),
             tag="Operations", summary="Sign in to the operations page (form post)")
 async def ops_login(req: Req) -> web.StreamResponse:
-    form = await req.request.post()
+    form = await _form(req)
     email, password = str(form.get("email", "")), str(form.get("password", ""))
     try:
         account, session = await req.app[keys.SESSIONS].login(
@@ -134,7 +146,7 @@ async def ops_retry(req: Req) -> web.StreamResponse:
     token = await _staff_token(req)
     if token is None:
         return _login_form(status=401)
-    form = await req.request.post()
+    form = await _form(req)
     if not hmac.compare_digest(str(form.get("csrf", "")), _csrf(token)):
         return _page("Operations", "<p class=bad>Form expired: reload the page.</p>", 403)
     message_id = str(form.get("message_id", ""))[:100]
