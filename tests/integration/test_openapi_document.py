@@ -39,8 +39,8 @@ async def test_raw_routes_declare_their_real_content_types(client):
     assert list(ok("/metrics")["content"]) == ["text/plain; version=0.0.4"]
     assert list(ok("/api/v1/openapi.json")["content"]) == ["application/json"]
     assert list(ok("/docs")["content"]) == ["text/html"]
-    assert list(ok("/pay/{orderId}")["content"]) == ["text/html"]
-    completed = ok("/pay/{orderId}/complete", "post", "303")
+    assert list(ok("/pay/{token}")["content"]) == ["text/html"]
+    completed = ok("/pay/{token}/complete", "post", "303")
     assert "content" not in completed and "Location" in completed["headers"]
     async with client.get("/metrics") as r:
         assert r.content_type == "text/plain"
