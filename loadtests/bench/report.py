@@ -107,25 +107,28 @@ WHY = {
         " over (reservations-only rows); the whole checkout gets within reach of it at 256 buyers. It would take"
         " the API on cores of its own, or the order writes of several checkouts in one statement."),
     "≥ 0.8": (
-        "every UPDATE of the engine's stock row fires the trigger that rewrites the wide, heavily indexed product"
-        " row (stock_available sits in several of its indexes, so it is not a HOT update). It would take the"
-        " product summary off the stock row's path: a narrow summary table, maintained per batch or"
-        " asynchronously (issue 14, write path)."),
+        "reserving no longer rewrites the product row (the stock summary is folded every"
+        " STOCK_SUMMARY_INTERVAL_MS), but a sale (sold, on_hand) still updates it in its own transaction, and the"
+        " stock row keeps its CHECK constraints, holds and a wider row than the bare table; on this shared machine"
+        " the ratio moves between runs (0.43-0.92 in pgbench during development). It would take the remaining"
+        " per-row work measured apart (pg_stat_statements per statement) on a quiet machine."),
     "≥ 0.6 × bare-table": (
-        "a checkout is four statements plus HTTP, token, Redis checks and pricing on the same 2 cores, against one"
-        " UPDATE per transaction; see CPU per checkout. It would take group commit of a batch's orders and the"
-        " stock row's trigger tax gone (issue 14, write path)."),
+        "a checkout is still the idempotency claim, one read, 1/batch of a reservation and 1/group of an order"
+        " write, plus HTTP, token, Redis checks and pricing, on the same 2 cores as PostgreSQL and the load"
+        " generator, against one bare UPDATE per transaction. It would take the claim folded into the order"
+        " statement and the API's per-request CPU (see the CPU column) cut by about half."),
     "≤ 3 ms": (
-        "the CPU column splits it: API (HTTP, auth with its database query, idempotency claim, pricing,"
-        " response) and PostgreSQL (four statements and commits per checkout). It would take authentication"
-        " without the database and group commit (issue 14)."),
+        "the CPU column splits it: the API (HTTP, token check, rate limiter, idempotency claim, pricing, response)"
+        " and PostgreSQL (claim, read, reservation share, order-group share, commits) cost about the same. The"
+        " flame graphs in docs/bench/ show authentication and the claim as the largest request-path costs left."),
     "≤ 1 ms": (
-        "a losing buyer pays the whole checkout up to the reservation (auth, claim, cart read, pricing) before"
-        " hearing `INSUFFICIENT_STOCK`. It would take a sold-out mark in the product actor that answers without"
-        " a database trip until stock can have changed (issue 14)."),
+        "the product actor now answers a sold-out product from memory, but a losing buyer still pays HTTP, the"
+        " token and rate-limit checks, the idempotency claim, the cart read and pricing before the actor is asked."
+        " It would take the sold-out answer before the claim and the read (a cheap stock check at the door)."),
     "≤ 8 ms": (
-        "at idle a checkout is the sum of its round trips (auth query, Redis checks, claim, read, reservation,"
-        " order statement) and their commits' fsyncs. It would take fewer round trips per checkout."),
+        "at idle a checkout is the sum of its round trips (Redis checks, claim, read, reservation, order"
+        " statement) and their commits' fsyncs on a shared disk. It would take the claim folded into the order"
+        " statement (one round trip and one commit fewer)."),
     "2× bare's": (
         "the engine's tail is its request pipeline (auth, rate limiter's Redis round trip) on cores shared with"
         " PostgreSQL, Redis and the generator; compare CPU per request in the table."),
