@@ -115,6 +115,8 @@ def service_env(*, database_url: str, redis_url: str, port: int, redis_prefix: s
         "DATABASE_URL": database_url, "REDIS_URL": redis_url, "REDIS_PREFIX": redis_prefix,
         "JWT_KEYS": JWT_KEYS, "PAYMENT_WEBHOOK_SECRET": WEBHOOK_SECRET, "PORT": str(port),
         "HOST": "127.0.0.1", "LOG_FORMAT": "json", "LOG_LEVEL": "warning", "DEV_MODE": "false",
+        # Outside dev mode no provider is on unless named: the faults refund through the sandbox.
+        "PAYMENT_PROVIDER": "sandbox", "SANDBOX_PROVIDER_SECRET": WEBHOOK_SECRET,
         "RATE_CATALOGUE": "1000000", "RATE_CART": "1000000", "RATE_FINANCIAL": "1000000",
         "RATE_ORDERS": "1000000", "LOGIN_MAX_FAILURES": "1000000",
         "MAX_UNPAID_ORDERS": "0",  # load buyers never pay; their checkouts must not turn into 409s
