@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 from uuid import UUID
 
 from engine.db import Database
@@ -35,29 +35,28 @@ POLL_SECONDS = 0.05
 
 @dataclass(frozen=True, slots=True)
 class StoredResponse:
+    """A stored answer: the response bytes (`body`), or a typed record of the engine's
+    (`kind` names its type, `record` is its JSON) that web renders, first answer and replays alike."""
+
     status: int
-    body: bytes
+    body: bytes = b""
+    kind: str | None = None
+    record: bytes | None = None
 
 
 @dataclass(slots=True, eq=False)
-class ResponseSlot:
-    """The claimed key's row, handed to an owner that stores its response inside its own
-    transaction (checkout does): the effect and its answer then commit together, so no crash
-    between them can leave a retry without the first answer. `render` turns the owner's result
-    into (status, body); the owner sets `stored` once its transaction holds the response (and
-    then the caller must not `complete` the key again)."""
+class ResponseKey:
+    """The request's key, handed to an owner that stores its response inside its own
+    transaction (checkout does, as a record of its result): the effect and its answer then
+    commit together, so no crash between them can leave a retry without the first answer.
+    `status` is the HTTP status the answer is stored with; the owner sets `stored` once its
+    transaction holds the response (and then the caller must not `complete` the key again)."""
 
     tenant_id: UUID
     scope: str
     key: str
-    render: Callable[[Any], tuple[int, bytes]]
-    stored: StoredResponse | None = None
-
-    def converting(self, convert: Callable[[Any], Any]) -> "ResponseSlot":
-        """Let the owner hand its own result type: `convert` makes it what `render` takes."""
-        outer = self.render
-        self.render = lambda result: outer(convert(result))
-        return self
+    status: int
+    stored: bool = False
 
 
 def request_hash(*parts: bytes | str) -> bytes:
@@ -81,7 +80,8 @@ async def _try_claim(db: Database, tenant_id: UUID, scope: str, key: str, digest
             "INSERT INTO idempotency_keys (tenant_id, scope, key, request_hash, expires_at)"
             " VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))"
             " ON CONFLICT (tenant_id, scope, key) DO UPDATE SET request_hash = EXCLUDED.request_hash,"
-            "   expires_at = EXCLUDED.expires_at, created_at = now(), response_status = NULL, response_body = NULL"
+            "   expires_at = EXCLUDED.expires_at, created_at = now(), response_status = NULL, response_body = NULL,"
+            "   response_kind = NULL, response_record = NULL"
             " WHERE idempotency_keys.expires_at <= now() OR (idempotency_keys.response_status IS NULL"
             "       AND idempotency_keys.created_at < now() - make_interval(secs => $6))"
             " RETURNING true",
@@ -94,7 +94,8 @@ async def _try_claim(db: Database, tenant_id: UUID, scope: str, key: str, digest
 async def _existing(db: Database, tenant_id: UUID, scope: str, key: str, digest: bytes) -> StoredResponse | None:
     async with db.connection() as conn:
         row = await conn.fetchrow(
-            "SELECT request_hash, response_status, response_body FROM idempotency_keys"
+            "SELECT request_hash, response_status, response_body, response_kind, response_record::text AS record"
+            " FROM idempotency_keys"
             " WHERE tenant_id = $1 AND scope = $2 AND key = $3 AND expires_at > now()",
             tenant_id, scope, key)
     if row is None:
@@ -103,6 +104,13 @@ async def _existing(db: Database, tenant_id: UUID, scope: str, key: str, digest:
         raise IdempotencyKeyReused()
     if row["response_status"] is None:
         return _IN_PROGRESS
+    return _answer(row)
+
+
+def _answer(row: Any) -> StoredResponse:
+    record = row["record"]
+    if record is not None:
+        return StoredResponse(row["response_status"], kind=row["response_kind"], record=record.encode())
     return StoredResponse(row["response_status"], bytes(row["response_body"]))
 
 
@@ -134,10 +142,11 @@ async def stored(db: Database, tenant_id: UUID, scope: str, key: str, digest: by
     replay that must be answered even when the caller's rate-limit budget is spent)."""
     async with db.connection() as conn:
         row = await conn.fetchrow(
-            "SELECT response_status, response_body FROM idempotency_keys WHERE tenant_id = $1 AND scope = $2"
+            "SELECT response_status, response_body, response_kind, response_record::text AS record"
+            " FROM idempotency_keys WHERE tenant_id = $1 AND scope = $2"
             " AND key = $3 AND request_hash = $4 AND expires_at > now() AND response_status IS NOT NULL",
             tenant_id, scope, key, digest)
-    return None if row is None else StoredResponse(row["response_status"], bytes(row["response_body"]))
+    return None if row is None else _answer(row)
 
 
 async def complete(db: Database, tenant_id: UUID, scope: str, key: str, response: StoredResponse) -> None:

@@ -77,10 +77,11 @@ class OrderRecord:
     changed_by: str
     expiry_job: str
     items: Sequence[ItemRecord]
-    # With an Idempotency-Key: the response to store, `response_marker` standing for the number.
+    # With an Idempotency-Key: the answer to store under it, a record (engine.checkout.PlacedOrder)
+    # whose `order_number` the statement fills in; web renders it (migration 0019).
     response_status: int | None = None
-    response_body: str | None = None
-    response_marker: str | None = None
+    response_kind: str | None = None
+    response_record: Any = None
     response_scope: str | None = None
     response_key: str | None = None
     unpaid_limit: int | None = None     # the buyer's own orders: at most this many unpaid (None: no limit)

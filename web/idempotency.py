@@ -37,13 +37,24 @@ def _render(result: Any, status: int) -> web.Response:
     return success(result, status=status)
 
 
+# Renderers of the engine's stored response records, by kind (`records`): a record turned into
+# what a handler returns (the envelope's data or a Reply), rendered as the first answer was.
+_RECORDS: dict[str, Callable[[bytes], Any]] = {}
+
+
+def records(kind: str, render: Callable[[bytes], Any]) -> None:
+    """Register how a stored record of `kind` (its JSON) becomes the handler's result."""
+    _RECORDS[kind] = render
+
+
 async def idempotent(req: Req, compute: Callable[..., Awaitable[Any]], *, status: int = 200,
                      stores_response: bool = False) -> web.Response:
     """Run `compute()` (returning the envelope's data or a Reply) at most once per key.
 
-    `stores_response=True`: compute is called as `compute(slot)` with an
-    engine.idempotency.ResponseSlot (None without a key) and may store its response inside its
-    own transaction; otherwise the response is stored after compute returns."""
+    `stores_response=True`: compute is called as `compute(key)` with an
+    engine.idempotency.ResponseKey (None without a key) and may store its response, as a record
+    (see `records`), inside its own transaction; otherwise the response is stored after compute
+    returns. Either way web renders the answer, once per request, from the same data."""
     key = req.idempotency_key
     if key is None:
         return _render(await (compute(None) if stores_response else compute()), status)
@@ -64,29 +75,24 @@ async def idempotent(req: Req, compute: Callable[..., Awaitable[Any]], *, status
     # The first request runs to its end even if the caller stops waiting (the request deadline,
     # a client gone): a checkout cancelled between its commit and `complete` would otherwise give
     # its key up, and a retry would find the cart already emptied instead of the order it made.
-    slot = None
+    owner = None
     if stores_response:
-        def render(result: Any) -> tuple[int, bytes]:
-            response = _render(result, status)
-            assert isinstance(response.body, bytes)
-            return response.status, response.body
-        slot = idempotency.ResponseSlot(principal.tenant_id, principal.scope, key, render)
-        work: Callable[[], Awaitable[Any]] = lambda: compute(slot)  # noqa: E731
+        owner = idempotency.ResponseKey(principal.tenant_id, principal.scope, key, status)
+        work: Callable[[], Awaitable[Any]] = lambda: compute(owner)  # noqa: E731
     else:
         work = compute
-    task = asyncio.ensure_future(_run_once(work, status, db, principal.tenant_id, principal.scope, key, slot))
+    task = asyncio.ensure_future(_run_once(work, status, db, principal.tenant_id, principal.scope, key, owner))
     task.add_done_callback(_consume_exception)
     return await asyncio.shield(task)
 
 
 async def _run_once(compute: Callable[[], Awaitable[Any]], status: int, db: Any,
-                    tenant_id: Any, scope: str, key: str, slot: idempotency.ResponseSlot | None) -> web.Response:
+                    tenant_id: Any, scope: str, key: str, owner: idempotency.ResponseKey | None) -> web.Response:
     try:
         result = await compute()
-        if slot is not None and slot.stored is not None:
-            # Rendered by the slot and stored with the effect, in one transaction: those bytes.
-            return web.Response(body=slot.stored.body, status=slot.stored.status, content_type="application/json")
         response = _render(result, status)
+        if owner is not None and owner.stored:
+            return response  # stored as a record with the effect, in one transaction
     except BaseException:
         await idempotency.abandon(db, tenant_id, scope, key)
         raise
@@ -103,7 +109,12 @@ def _digest(request: web.Request, body: Any) -> bytes:
 
 
 def _replayed(stored: idempotency.StoredResponse) -> web.Response:
-    return web.Response(body=stored.body, status=stored.status, content_type="application/json",
+    body = stored.body
+    if stored.record is not None:  # the engine's record: rendered as its first answer was
+        rendered = _render(_RECORDS[stored.kind or ""](stored.record), stored.status)
+        assert isinstance(rendered.body, bytes)
+        body = rendered.body
+    return web.Response(body=body, status=stored.status, content_type="application/json",
                         headers={REPLAYED_HEADER: "true"})
 
 

@@ -44,12 +44,6 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(typ, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-def _render(placed: checkout.PlacedOrder) -> tuple[int, bytes]:
-    # What the engine stores under the key: its checkout response, about this size.
-    return 201, json.dumps({"success": True, "data": {"orderId": str(placed.order_id),
-                                                      "orderNumber": placed.order_number, "pad": "x" * 1000}}).encode()
-
-
 class _OneConnection:
     """The engine.db.Database methods the engine functions used here need, on one connection."""
 
@@ -88,15 +82,15 @@ async def direct_checkout(conn: asyncpg.Connection, tenant: uuid.UUID, user: uui
     db, scope, key = _OneConnection(conn), f"user:{user}", uuid.uuid4().hex
     await idempotency.claim(db, tenant, scope, key,  # type: ignore[arg-type]
                             idempotency.request_hash("POST", "/api/v1/cart/checkout", key), ttl=86_400, wait=10.0)
-    slot = idempotency.ResponseSlot(tenant, scope, key, _render)
-    outcome = await _checkout(conn, tenant, user, address_id, method_id, slot)
+    owner = idempotency.ResponseKey(tenant, scope, key, 201)
+    outcome = await _checkout(conn, tenant, user, address_id, method_id, owner)
     if outcome != OK:
         await idempotency.abandon(db, tenant, scope, key)  # type: ignore[arg-type]
     return outcome
 
 
 async def _checkout(conn: asyncpg.Connection, tenant: uuid.UUID, user: uuid.UUID, address_id: uuid.UUID,
-                    method_id: uuid.UUID, slot: idempotency.ResponseSlot) -> str:
+                    method_id: uuid.UUID, owner: idempotency.ResponseKey) -> str:
     request = checkout.OrderRequest(shipping_address_id=address_id, shipping_method_id=method_id,
                                     payment_method="CARD")
     now = dt.datetime.now(dt.UTC)
@@ -123,7 +117,7 @@ async def _checkout(conn: asyncpg.Connection, tenant: uuid.UUID, user: uuid.UUID
         try:
             await checkout._write(conn, _SETTINGS, tenant_id=tenant, user_id=user, plan=plan, request=request,
                                   cart=cart, actor=f"user:{user}", now=now,
-                                  reservation=Reservation(dict(wanted), tuple(holds)), respond=slot)
+                                  reservation=Reservation(dict(wanted), tuple(holds)), respond=owner)
             return OK
         except (CartEmpty, Conflict):
             outcome = EMPTY
