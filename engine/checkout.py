@@ -44,7 +44,7 @@ from engine.addresses import address_from
 from engine.cart import CartView, cart_with_lines_query, load_cart_to_check_out
 from engine.db import Database
 from engine.domain.checkout_plan import CheckoutSnapshot, OrderLine, OrderPlan, plan_order
-from engine.idempotency import ResponseKey
+from engine.idempotency import KeyTaken, ResponseKey
 from engine.domain.errors import (CartEmpty, Conflict, InsufficientBalance, InvalidCoupon, MaxQuantityExceeded,
                                   ProductNotFound, TooManyUnpaidOrders, ValidationError, VariantNotFound)
 from engine.domain.money import money
@@ -353,7 +353,10 @@ class _Order:
             response_kind=None if respond is None else PLACED_ORDER,
             response_record=None if respond is None else self.answer,
             response_scope=None if respond is None else respond.scope,
-            response_key=None if respond is None else respond.key, unpaid_limit=self.unpaid_limit)
+            response_key=None if respond is None else respond.key,
+            request_hash=None if respond is None else respond.digest.hex(),
+            key_ttl=None if respond is None else respond.ttl, key_lease=None if respond is None else respond.lease,
+            unpaid_limit=self.unpaid_limit)
 
     def placed(self) -> PlacedOrder:
         q, settings, method = self.plan.quote, self.settings, self.method
@@ -369,6 +372,8 @@ class _Order:
     async def outcome(self, conn: asyncpg.Connection | None, written: Written) -> PlacedOrder:
         """The order, or the error of the first check that failed (nothing was written then).
         `conn` is needed only to tell an emptied cart from a changed one."""
+        if not written.key_ok:  # another request has the Idempotency-Key: its answer is the caller's
+            raise KeyTaken()
         if not written.holds_ok:  # the reconciler took them: this checkout outlived hold_grace
             raise Conflict("The stock reservation expired during checkout; check out again.")
         if not written.cart_ok:
@@ -383,8 +388,6 @@ class _Order:
                                       extra={"limit": self.unpaid_limit})
         number = written.order_number
         assert number is not None
-        if self.respond is not None and written.stored:
-            self.respond.stored = True  # committed with the order (or, from the balance, with the debit)
         return msgspec.structs.replace(self.answer, order_number=number)
 
 

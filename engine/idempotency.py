@@ -17,6 +17,14 @@ protocol, each step one statement:
 An in-progress row older than `lease` seconds belongs to a request that died (process crash
 between claim and complete); it may be taken over, so a key is never stuck for its whole TTL.
 Rows live `ttl` seconds; expired rows are ignored and replaced on the next claim.
+
+Checkout and POST /orders skip step 1 (`ResponseKey`): their order statement (`place_orders`,
+migration 0019) inserts the key's row itself, with the answer, in the order's transaction - the
+primary key catches a duplicate from another process, and that order alone fails (KeyTaken) -
+so no claim round trip comes first. When such a request fails, its caller reads the key's row
+(`answer`): a first request's stored answer is the reply (the retry found the cart emptied, or
+the statement found the key), another request's key is IDEMPOTENCY_KEY_REUSED. Their rows are
+never "in progress": the row and its answer commit together.
 """
 
 from __future__ import annotations
@@ -44,19 +52,31 @@ class StoredResponse:
     record: bytes | None = None
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(frozen=True, slots=True)
 class ResponseKey:
-    """The request's key, handed to an owner that stores its response inside its own
-    transaction (checkout does, as a record of its result): the effect and its answer then
-    commit together, so no crash between them can leave a retry without the first answer.
-    `status` is the HTTP status the answer is stored with; the owner sets `stored` once its
-    transaction holds the response (and then the caller must not `complete` the key again)."""
+    """The request's key, handed to an owner that claims it and stores its response inside its
+    own statement (checkout does, `place_orders`: the answer is a record of its result): the
+    effect and its answer commit together, so no crash between them can leave a retry without
+    the first answer, and no claim round trip comes before. `status` is the HTTP status the
+    answer is stored with; `digest`, `ttl` and `lease` as for `claim`. When the statement finds
+    the key held by another request, the owner raises KeyTaken and its caller answers from the
+    key's row (`answer`)."""
 
     tenant_id: UUID
     scope: str
     key: str
     status: int
-    stored: bool = False
+    digest: bytes
+    ttl: float
+    lease: float
+
+
+class KeyTaken(Conflict):
+    """Another request holds this Idempotency-Key (the order statement found its row)."""
+
+    def __init__(self) -> None:
+        super().__init__("A request with this Idempotency-Key is still in progress; retry shortly.",
+                         extra={"retry_after": 1})
 
 
 def request_hash(*parts: bytes | str) -> bytes:
@@ -130,6 +150,26 @@ async def claim(db: Database, tenant_id: UUID, scope: str, key: str, digest: byt
     while True:
         got = await _try_claim(db, tenant_id, scope, key, digest, ttl=ttl, lease=lease)
         if got is not _IN_PROGRESS and got is not _GONE:
+            return got
+        if loop.time() >= deadline:
+            raise Conflict("A request with this Idempotency-Key is still in progress; retry shortly.",
+                           extra={"retry_after": 1})
+        await asyncio.sleep(POLL_SECONDS)
+
+
+async def answer(db: Database, tenant_id: UUID, scope: str, key: str, digest: bytes, *,
+                 wait: float) -> StoredResponse | None:
+    """After an owner's request failed (see ResponseKey): the key's stored answer to replay, or
+    None when no request holds the key (the failure is this request's own). Raises
+    IdempotencyKeyReused for another request's key, Conflict when it is still in progress after
+    `wait` seconds (a request that claimed the key the old way, before its work)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        got = await _existing(db, tenant_id, scope, key, digest)
+        if got is _GONE:
+            return None
+        if got is not _IN_PROGRESS:
             return got
         if loop.time() >= deadline:
             raise Conflict("A request with this Idempotency-Key is still in progress; retry shortly.",

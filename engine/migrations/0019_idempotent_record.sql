@@ -9,15 +9,26 @@
 -- response_body; a row has one or the other.
 ALTER TABLE idempotency_keys ADD COLUMN response_kind text, ADD COLUMN response_record jsonb;
 
+-- And the statement claims the key itself (issue 14): no claim round trip before checkout. Per
+-- keyed order, before anything else, it inserts the key's row; the primary key
+-- (tenant_id, scope, key) is the unique constraint that catches a duplicate from another
+-- process (the user actor already serialises one user's requests within a process). ON CONFLICT
+-- takes over only a row that expired or whose owner died (lease over, no answer), like
+-- engine.idempotency.claim; a live row makes this order fail alone (key_ok false: nothing of it
+-- written, the caller gives its units back and answers from that row), and a concurrent insert of
+-- the same key waits for the other transaction, then sees its row. An order that claimed its key
+-- and then failed a check deletes the row again, in the same call, so a corrected retry runs.
+
 DROP FUNCTION place_orders(jsonb);
 -- As in migration 0013, but the answer is stored as a record (above).
 CREATE FUNCTION place_orders(p_orders jsonb)
 RETURNS TABLE (n int, holds_ok boolean, cart_ok boolean, coupons_ok boolean, slot_ok boolean, order_number text,
-               stored boolean)
+               stored boolean, key_ok boolean)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
     o record;
+    claimed boolean;
 BEGIN
     FOR o IN SELECT (e.ord - 1)::int AS n, x.*
                FROM jsonb_array_elements(p_orders) WITH ORDINALITY AS e(doc, ord),
@@ -28,10 +39,30 @@ BEGIN
                  billing_address jsonb, shipping_method_id uuid, shipping_method jsonb, applied_coupons jsonb,
                  notes text, expires_at timestamptz, estimated_delivery date, created_at timestamptz,
                  changed_by text, expiry_job text, items jsonb, response_status int, response_kind text,
-                 response_record jsonb, response_scope text, response_key text, unpaid_limit int)
+                 response_record jsonb, response_scope text, response_key text, unpaid_limit int,
+                 request_hash text, key_ttl float8, key_lease float8)
               ORDER BY e.ord
     LOOP
         n := o.n;
+        claimed := NULL;
+        IF o.response_key IS NOT NULL THEN
+            INSERT INTO idempotency_keys AS k (tenant_id, scope, key, request_hash, expires_at)
+            VALUES (o.tenant_id, o.response_scope, o.response_key, decode(o.request_hash, 'hex'),
+                    now() + make_interval(secs => o.key_ttl))
+            ON CONFLICT (tenant_id, scope, key) DO UPDATE SET request_hash = EXCLUDED.request_hash,
+                   expires_at = EXCLUDED.expires_at, created_at = now(), response_status = NULL,
+                   response_body = NULL, response_kind = NULL, response_record = NULL
+             WHERE k.expires_at <= now()
+                OR (k.response_status IS NULL AND k.created_at < now() - make_interval(secs => o.key_lease))
+            RETURNING true INTO claimed;
+            IF claimed IS NULL THEN  -- another request holds the key: this order writes nothing
+                holds_ok := NULL; cart_ok := NULL; coupons_ok := NULL; slot_ok := NULL;
+                order_number := NULL; stored := false; key_ok := false;
+                RETURN NEXT;
+                CONTINUE;
+            END IF;
+        END IF;
+        key_ok := true;
         WITH held AS (SELECT id FROM stock_holds WHERE id = ANY(o.holds) ORDER BY id FOR UPDATE),
              holds_ok AS (SELECT (SELECT count(*) FROM held) = cardinality(o.holds) AS ok),
              cart AS (UPDATE carts SET version = version + 1, updated_at = now()
@@ -105,6 +136,11 @@ BEGIN
         SELECT (SELECT ok FROM holds_ok), (SELECT ok FROM cart_ok), (SELECT ok FROM coupons_ok),
                (SELECT ok FROM slot_ok), (SELECT order_number FROM placed), EXISTS (SELECT 1 FROM stored)
           INTO holds_ok, cart_ok, coupons_ok, slot_ok, order_number, stored;
+        IF claimed AND order_number IS NULL THEN  -- a check failed: give the key up again
+            DELETE FROM idempotency_keys k
+             WHERE k.tenant_id = o.tenant_id AND k.scope = o.response_scope AND k.key = o.response_key
+               AND k.response_status IS NULL;
+        END IF;
         RETURN NEXT;
     END LOOP;
 END $$;
