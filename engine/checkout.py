@@ -29,12 +29,13 @@ version is what makes it hold across processes.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Sequence
 from uuid import UUID, uuid4
 
 import asyncpg
+import msgspec
 
 from engine import coupons as coupon_store
 from engine import outbox
@@ -43,12 +44,11 @@ from engine.addresses import address_from
 from engine.cart import CartView, cart_with_lines_query, load_cart_to_check_out
 from engine.db import Database
 from engine.domain.checkout_plan import CheckoutSnapshot, OrderLine, OrderPlan, plan_order
-from engine.idempotency import ResponseSlot, StoredResponse
+from engine.idempotency import KeyTaken, ResponseKey
 from engine.domain.errors import (CartEmpty, Conflict, InsufficientBalance, InvalidCoupon, MaxQuantityExceeded,
                                   ProductNotFound, TooManyUnpaidOrders, ValidationError, VariantNotFound)
 from engine.domain.money import money
 from engine.domain.order_status import OrderStatus
-from engine.domain.pricing import Quote
 from engine.order_writer import ItemRecord, OrderRecord, Written, write_orders
 from engine.orders import change_status
 from engine.payments import payment_url as payment_page
@@ -88,19 +88,43 @@ class ItemRequest:
     variant_id: UUID | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class PlacedOrder:
+class PlacedOrder(msgspec.Struct, frozen=True, kw_only=True):
+    """What placing an order answers, as plain data: checkout returns it, and with an
+    Idempotency-Key the order statement stores it (as JSON, the number it assigned filled in)
+    so web renders the first answer and every replay from the same record (issue 16)."""
+
     order_id: UUID
     order_number: str
     status: str
     payment_method: str
     currency: str
-    quote: Quote
+    subtotal: Decimal
+    discount: Decimal
+    shipping: Decimal
+    tax: Decimal
+    total: Decimal
+    issued_at: dt.datetime              # the checkout's `now`: a balance payment's window closed then
     expires_at: dt.datetime | None
     payment_url: str | None
-    bank_details: dict[str, str] | None
     estimated_delivery: dt.date | None
-    applied_coupons: list[dict[str, Any]] = field(default_factory=list)
+    applied_coupons: list[dict[str, str]] = msgspec.field(default_factory=list)
+
+    @property
+    def bank_details(self) -> dict[str, str] | None:
+        if self.payment_method != "BANK_TRANSFER":
+            return None
+        return {"bankName": BANK_NAME, "accountNumber": BANK_ACCOUNT, "bik": BANK_BIK,
+                "purpose": f"Payment for order {self.order_number}"}
+
+
+# The kind under which a PlacedOrder is stored as an idempotent response (web renders it).
+PLACED_ORDER = "placed_order"
+_decode_placed = msgspec.json.Decoder(PlacedOrder).decode
+
+
+def placed_from_record(record: bytes | str) -> PlacedOrder:
+    """The PlacedOrder a stored response record holds (what `place_orders` stored)."""
+    return _decode_placed(record)
 
 
 _Plan = OrderPlan  # the name this module used before the plan moved to engine.domain
@@ -110,7 +134,7 @@ _Plan = OrderPlan  # the name this module used before the plan moved to engine.d
 
 async def checkout(db: Database, stock: StockService, settings: Settings, *, tenant_id: UUID, user_id: UUID,
                    request: OrderRequest, actor: str, now: dt.datetime,
-                   respond: ResponseSlot | None = None, limit_unpaid: bool = True) -> PlacedOrder:
+                   respond: ResponseKey | None = None, limit_unpaid: bool = True) -> PlacedOrder:
     """The user's cart as an order (POST /cart/checkout). With `respond` (the request's
     Idempotency-Key), the response is stored in the order's own transaction. With
     `limit_unpaid`, TOO_MANY_UNPAID_ORDERS when the buyer already holds `max_unpaid_orders`."""
@@ -128,7 +152,7 @@ async def checkout(db: Database, stock: StockService, settings: Settings, *, ten
 
 async def place_order(db: Database, stock: StockService, settings: Settings, *, tenant_id: UUID, user_id: UUID,
                       items: Sequence[ItemRequest], request: OrderRequest, actor: str,
-                      now: dt.datetime, respond: ResponseSlot | None = None,
+                      now: dt.datetime, respond: ResponseKey | None = None,
                       limit_unpaid: bool = False) -> PlacedOrder:
     """An order straight from items (POST /orders), for `user_id` (the caller, or a customer
     of the tenant named by an orders:write key). Same checks and guarantees as checkout;
@@ -255,7 +279,7 @@ async def _load_items(conn: asyncpg.Connection, settings: Settings, tenant_id: U
 
 async def _place(db: Database, stock: StockService, settings: Settings, *, tenant_id: UUID, user_id: UUID,
                  plan: _Plan, request: OrderRequest, cart: CartView | None, actor: str,
-                 now: dt.datetime, respond: ResponseSlot | None, limit_unpaid: bool) -> PlacedOrder:
+                 now: dt.datetime, respond: ResponseKey | None, limit_unpaid: bool) -> PlacedOrder:
     reservation = await stock.reserve_all(
         StockLine(ln.stock_id if ln.track_inventory else None, ln.quantity, ln.product_id, ln.variant_id)
         for ln in plan.lines)
@@ -289,7 +313,7 @@ class _Order:
 
     def __init__(self, settings: Settings, *, tenant_id: UUID, user_id: UUID, plan: _Plan, request: OrderRequest,
                  cart: CartView | None, actor: str, now: dt.datetime, reservation: Reservation,
-                 respond: ResponseSlot | None, limit_unpaid: bool = False) -> None:
+                 respond: ResponseKey | None, limit_unpaid: bool = False) -> None:
         q = plan.quote
         self.settings, self.plan, self.cart, self.respond = settings, plan, cart, respond
         self.tenant_id, self.now = tenant_id, now
@@ -302,11 +326,7 @@ class _Order:
         option = plan.option
         self.applied = [{"code": c.code, "kind": c.kind, "discount": str(c.discount)} for c in q.applied_coupons]
         self.order_id = uuid4()
-        self.marker, self.template, status = None, None, None
-        if respond is not None:  # the response as it will be, a marker standing for the order number
-            self.marker = f"ORD-{uuid4().hex}"
-            status, self.template = respond.render(self.placed(self.marker))
-        self.response_status = status
+        self.answer = self.placed()  # its number comes from the statement
         self.record = OrderRecord(
             order_id=self.order_id, tenant_id=tenant_id, user_id=user_id, year=f"{now.year:04d}",
             holds=list(reservation.holds), coupon_ids=sorted(plan.coupon_ids),
@@ -328,25 +348,32 @@ class _Order:
                               quantity=ln.quantity, unit_price=money(ln.unit_price),
                               commission_percentage=ln.commission_percentage,
                               career_points_percentage=ln.career_points_percentage) for ln in plan.lines],
-            response_status=status, response_body=None if self.template is None else self.template.decode(),
-            response_marker=self.marker, response_scope=None if respond is None else respond.scope,
-            response_key=None if respond is None else respond.key, unpaid_limit=self.unpaid_limit)
+            # With an Idempotency-Key, the answer as data; the statement fills in the number.
+            response_status=None if respond is None else respond.status,
+            response_kind=None if respond is None else PLACED_ORDER,
+            response_record=None if respond is None else self.answer,
+            response_scope=None if respond is None else respond.scope,
+            response_key=None if respond is None else respond.key,
+            request_hash=None if respond is None else respond.digest.hex(),
+            key_ttl=None if respond is None else respond.ttl, key_lease=None if respond is None else respond.lease,
+            unpaid_limit=self.unpaid_limit)
 
-    def placed(self, number: str) -> PlacedOrder:
-        settings, method = self.settings, self.method
+    def placed(self) -> PlacedOrder:
+        q, settings, method = self.plan.quote, self.settings, self.method
         payment_url = payment_page(settings, method=method, order_id=self.order_id, tenant_id=self.tenant_id,
                                    now=self.now)
-        bank = ({"bankName": BANK_NAME, "accountNumber": BANK_ACCOUNT, "bik": BANK_BIK,
-                 "purpose": f"Payment for order {number}"} if method == "BANK_TRANSFER" else None)
         status = OrderStatus.PAID if self.balance else OrderStatus.PENDING_PAYMENT
-        return PlacedOrder(order_id=self.order_id, order_number=number, status=status.value, payment_method=method,
-                           currency=self.plan.currency, quote=self.plan.quote, expires_at=self.expires_at,
-                           payment_url=payment_url, bank_details=bank,
+        return PlacedOrder(order_id=self.order_id, order_number="", status=status.value, payment_method=method,
+                           currency=self.plan.currency, subtotal=q.subtotal, discount=q.discount,
+                           shipping=q.shipping or money(0), tax=q.tax, total=q.total, issued_at=self.now,
+                           expires_at=self.expires_at, payment_url=payment_url,
                            estimated_delivery=self.plan.option.estimated_max, applied_coupons=self.applied)
 
     async def outcome(self, conn: asyncpg.Connection | None, written: Written) -> PlacedOrder:
         """The order, or the error of the first check that failed (nothing was written then).
         `conn` is needed only to tell an emptied cart from a changed one."""
+        if not written.key_ok:  # another request has the Idempotency-Key: its answer is the caller's
+            raise KeyTaken()
         if not written.holds_ok:  # the reconciler took them: this checkout outlived hold_grace
             raise Conflict("The stock reservation expired during checkout; check out again.")
         if not written.cart_ok:
@@ -361,17 +388,12 @@ class _Order:
                                       extra={"limit": self.unpaid_limit})
         number = written.order_number
         assert number is not None
-        if self.respond is not None and written.stored:
-            # Committed with the order (or, paying from the balance, commits with the debit).
-            assert self.template is not None and self.marker is not None and self.response_status is not None
-            self.respond.stored = StoredResponse(self.response_status,
-                                                 self.template.replace(self.marker.encode(), number.encode()))
-        return self.placed(number)
+        return msgspec.structs.replace(self.answer, order_number=number)
 
 
 async def _write(conn: asyncpg.Connection, settings: Settings, *, tenant_id: UUID, user_id: UUID, plan: _Plan,
                  request: OrderRequest, cart: CartView | None, actor: str, now: dt.datetime,
-                 reservation: Reservation, respond: ResponseSlot | None, limit_unpaid: bool = False) -> PlacedOrder:
+                 reservation: Reservation, respond: ResponseKey | None, limit_unpaid: bool = False) -> PlacedOrder:
     """This order alone, on `conn` (in the caller's transaction when it pays from the balance)."""
     order = _Order(settings, tenant_id=tenant_id, user_id=user_id, plan=plan, request=request, cart=cart,
                    actor=actor, now=now, reservation=reservation, respond=respond, limit_unpaid=limit_unpaid)

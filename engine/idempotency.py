@@ -17,6 +17,14 @@ protocol, each step one statement:
 An in-progress row older than `lease` seconds belongs to a request that died (process crash
 between claim and complete); it may be taken over, so a key is never stuck for its whole TTL.
 Rows live `ttl` seconds; expired rows are ignored and replaced on the next claim.
+
+Checkout and POST /orders skip step 1 (`ResponseKey`): their order statement (`place_orders`,
+migration 0019) inserts the key's row itself, with the answer, in the order's transaction - the
+primary key catches a duplicate from another process, and that order alone fails (KeyTaken) -
+so no claim round trip comes first. When such a request fails, its caller reads the key's row
+(`answer`): a first request's stored answer is the reply (the retry found the cart emptied, or
+the statement found the key), another request's key is IDEMPOTENCY_KEY_REUSED. Their rows are
+never "in progress": the row and its answer commit together.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 from uuid import UUID
 
 from engine.db import Database
@@ -35,29 +43,40 @@ POLL_SECONDS = 0.05
 
 @dataclass(frozen=True, slots=True)
 class StoredResponse:
+    """A stored answer: the response bytes (`body`), or a typed record of the engine's
+    (`kind` names its type, `record` is its JSON) that web renders, first answer and replays alike."""
+
     status: int
-    body: bytes
+    body: bytes = b""
+    kind: str | None = None
+    record: bytes | None = None
 
 
-@dataclass(slots=True, eq=False)
-class ResponseSlot:
-    """The claimed key's row, handed to an owner that stores its response inside its own
-    transaction (checkout does): the effect and its answer then commit together, so no crash
-    between them can leave a retry without the first answer. `render` turns the owner's result
-    into (status, body); the owner sets `stored` once its transaction holds the response (and
-    then the caller must not `complete` the key again)."""
+@dataclass(frozen=True, slots=True)
+class ResponseKey:
+    """The request's key, handed to an owner that claims it and stores its response inside its
+    own statement (checkout does, `place_orders`: the answer is a record of its result): the
+    effect and its answer commit together, so no crash between them can leave a retry without
+    the first answer, and no claim round trip comes before. `status` is the HTTP status the
+    answer is stored with; `digest`, `ttl` and `lease` as for `claim`. When the statement finds
+    the key held by another request, the owner raises KeyTaken and its caller answers from the
+    key's row (`answer`)."""
 
     tenant_id: UUID
     scope: str
     key: str
-    render: Callable[[Any], tuple[int, bytes]]
-    stored: StoredResponse | None = None
+    status: int
+    digest: bytes
+    ttl: float
+    lease: float
 
-    def converting(self, convert: Callable[[Any], Any]) -> "ResponseSlot":
-        """Let the owner hand its own result type: `convert` makes it what `render` takes."""
-        outer = self.render
-        self.render = lambda result: outer(convert(result))
-        return self
+
+class KeyTaken(Conflict):
+    """Another request holds this Idempotency-Key (the order statement found its row)."""
+
+    def __init__(self) -> None:
+        super().__init__("A request with this Idempotency-Key is still in progress; retry shortly.",
+                         extra={"retry_after": 1})
 
 
 def request_hash(*parts: bytes | str) -> bytes:
@@ -81,7 +100,8 @@ async def _try_claim(db: Database, tenant_id: UUID, scope: str, key: str, digest
             "INSERT INTO idempotency_keys (tenant_id, scope, key, request_hash, expires_at)"
             " VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))"
             " ON CONFLICT (tenant_id, scope, key) DO UPDATE SET request_hash = EXCLUDED.request_hash,"
-            "   expires_at = EXCLUDED.expires_at, created_at = now(), response_status = NULL, response_body = NULL"
+            "   expires_at = EXCLUDED.expires_at, created_at = now(), response_status = NULL, response_body = NULL,"
+            "   response_kind = NULL, response_record = NULL"
             " WHERE idempotency_keys.expires_at <= now() OR (idempotency_keys.response_status IS NULL"
             "       AND idempotency_keys.created_at < now() - make_interval(secs => $6))"
             " RETURNING true",
@@ -94,7 +114,8 @@ async def _try_claim(db: Database, tenant_id: UUID, scope: str, key: str, digest
 async def _existing(db: Database, tenant_id: UUID, scope: str, key: str, digest: bytes) -> StoredResponse | None:
     async with db.connection() as conn:
         row = await conn.fetchrow(
-            "SELECT request_hash, response_status, response_body FROM idempotency_keys"
+            "SELECT request_hash, response_status, response_body, response_kind, response_record::text AS record"
+            " FROM idempotency_keys"
             " WHERE tenant_id = $1 AND scope = $2 AND key = $3 AND expires_at > now()",
             tenant_id, scope, key)
     if row is None:
@@ -103,6 +124,13 @@ async def _existing(db: Database, tenant_id: UUID, scope: str, key: str, digest:
         raise IdempotencyKeyReused()
     if row["response_status"] is None:
         return _IN_PROGRESS
+    return _answer(row)
+
+
+def _answer(row: Any) -> StoredResponse:
+    record = row["record"]
+    if record is not None:
+        return StoredResponse(row["response_status"], kind=row["response_kind"], record=record.encode())
     return StoredResponse(row["response_status"], bytes(row["response_body"]))
 
 
@@ -129,15 +157,36 @@ async def claim(db: Database, tenant_id: UUID, scope: str, key: str, digest: byt
         await asyncio.sleep(POLL_SECONDS)
 
 
+async def answer(db: Database, tenant_id: UUID, scope: str, key: str, digest: bytes, *,
+                 wait: float) -> StoredResponse | None:
+    """After an owner's request failed (see ResponseKey): the key's stored answer to replay, or
+    None when no request holds the key (the failure is this request's own). Raises
+    IdempotencyKeyReused for another request's key, Conflict when it is still in progress after
+    `wait` seconds (a request that claimed the key the old way, before its work)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        got = await _existing(db, tenant_id, scope, key, digest)
+        if got is _GONE:
+            return None
+        if got is not _IN_PROGRESS:
+            return got
+        if loop.time() >= deadline:
+            raise Conflict("A request with this Idempotency-Key is still in progress; retry shortly.",
+                           extra={"retry_after": 1})
+        await asyncio.sleep(POLL_SECONDS)
+
+
 async def stored(db: Database, tenant_id: UUID, scope: str, key: str, digest: bytes) -> StoredResponse | None:
     """The stored answer for this key and this very request, if there is one (read only: for a
     replay that must be answered even when the caller's rate-limit budget is spent)."""
     async with db.connection() as conn:
         row = await conn.fetchrow(
-            "SELECT response_status, response_body FROM idempotency_keys WHERE tenant_id = $1 AND scope = $2"
+            "SELECT response_status, response_body, response_kind, response_record::text AS record"
+            " FROM idempotency_keys WHERE tenant_id = $1 AND scope = $2"
             " AND key = $3 AND request_hash = $4 AND expires_at > now() AND response_status IS NOT NULL",
             tenant_id, scope, key, digest)
-    return None if row is None else StoredResponse(row["response_status"], bytes(row["response_body"]))
+    return None if row is None else _answer(row)
 
 
 async def complete(db: Database, tenant_id: UUID, scope: str, key: str, response: StoredResponse) -> None:

@@ -26,7 +26,7 @@ import msgspec
 from engine.actors import Actor
 from engine.db import Database
 
-_PLACE = ("SELECT n, holds_ok, cart_ok, coupons_ok, slot_ok, order_number, stored"
+_PLACE = ("SELECT n, holds_ok, cart_ok, coupons_ok, slot_ok, order_number, stored, key_ok"
           " FROM place_orders($1::text::jsonb)")
 _encode = msgspec.json.Encoder(decimal_format="string").encode
 
@@ -77,13 +77,19 @@ class OrderRecord:
     changed_by: str
     expiry_job: str
     items: Sequence[ItemRecord]
-    # With an Idempotency-Key: the response to store, `response_marker` standing for the number.
+    # With an Idempotency-Key: the answer to store under it, a record (engine.checkout.PlacedOrder)
+    # whose `order_number` the statement fills in; web renders it (migration 0019).
     response_status: int | None = None
-    response_body: str | None = None
-    response_marker: str | None = None
+    response_kind: str | None = None
+    response_record: Any = None
     response_scope: str | None = None
     response_key: str | None = None
     unpaid_limit: int | None = None     # the buyer's own orders: at most this many unpaid (None: no limit)
+    # The key is claimed by the statement itself (engine.idempotency): the request's digest (hex),
+    # how long the key lives, and after how long a row without an answer counts as abandoned.
+    request_hash: str | None = None
+    key_ttl: float | None = None
+    key_lease: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +102,7 @@ class Written:
     slot_ok: bool
     order_number: str | None
     stored: bool
+    key_ok: bool = True      # False: another request holds the order's Idempotency-Key (nothing written)
 
 
 async def write_orders(conn: asyncpg.Connection, records: Sequence[OrderRecord]) -> list[Written]:
@@ -103,7 +110,8 @@ async def write_orders(conn: asyncpg.Connection, records: Sequence[OrderRecord])
     rows = await conn.fetch(_PLACE, _encode(list(records)).decode())
     out: list[Written | None] = [None] * len(records)
     for r in rows:
-        out[r["n"]] = Written(r["holds_ok"], r["cart_ok"], r["coupons_ok"], r["slot_ok"], r["order_number"], r["stored"])
+        out[r["n"]] = Written(r["holds_ok"], r["cart_ok"], r["coupons_ok"], r["slot_ok"], r["order_number"], r["stored"],
+                             r["key_ok"])
     assert all(w is not None for w in out), "place_orders skipped an order"
     return out  # type: ignore[return-value]
 

@@ -22,6 +22,7 @@ import msgspec
 from aiohttp import web
 
 from engine import idempotency
+from engine.domain.errors import DomainError
 from web import keys
 from web.api import Reply, Req, RouteSpec, decode_body
 from web.envelope import success
@@ -37,13 +38,25 @@ def _render(result: Any, status: int) -> web.Response:
     return success(result, status=status)
 
 
+# Renderers of the engine's stored response records, by kind (`records`): a record turned into
+# what a handler returns (the envelope's data or a Reply), rendered as the first answer was.
+_RECORDS: dict[str, Callable[[bytes], Any]] = {}
+
+
+def records(kind: str, render: Callable[[bytes], Any]) -> None:
+    """Register how a stored record of `kind` (its JSON) becomes the handler's result."""
+    _RECORDS[kind] = render
+
+
 async def idempotent(req: Req, compute: Callable[..., Awaitable[Any]], *, status: int = 200,
                      stores_response: bool = False) -> web.Response:
     """Run `compute()` (returning the envelope's data or a Reply) at most once per key.
 
-    `stores_response=True`: compute is called as `compute(slot)` with an
-    engine.idempotency.ResponseSlot (None without a key) and may store its response inside its
-    own transaction; otherwise the response is stored after compute returns."""
+    `stores_response=True`: compute is called as `compute(key)` with an
+    engine.idempotency.ResponseKey (None without a key) and claims the key and stores its
+    response, as a record (see `records`), in its own statement: no claim before it (`_own`).
+    Otherwise the key is claimed first and the response stored after compute returns. Either
+    way web renders the answer from the same data, first answer and replays alike."""
     key = req.idempotency_key
     if key is None:
         return _render(await (compute(None) if stores_response else compute()), status)
@@ -53,40 +66,55 @@ async def idempotent(req: Req, compute: Callable[..., Awaitable[Any]], *, status
     digest = _digest(req.request, req.body)
     # Long enough for a first request that waits on actors and then commits.
     wait = settings.actor_ask_timeout + settings.db_command_timeout
+    # The first request cannot outlive its deadline (plus one statement being cancelled): after
+    # that its key is free.
+    lease = settings.request_timeout + settings.db_command_timeout
+    if stores_response:
+        owner = idempotency.ResponseKey(principal.tenant_id, principal.scope, key, status, digest,
+                                        ttl=float(settings.idempotency_ttl_seconds), lease=float(lease))
+        task = asyncio.ensure_future(_own(req, compute, owner, status, wait))
+        task.add_done_callback(_consume_exception)
+        return await asyncio.shield(task)
     stored = await idempotency.claim(db, principal.tenant_id, principal.scope, key, digest,
-                                     ttl=settings.idempotency_ttl_seconds, wait=wait,
-                                     # The first request cannot outlive its deadline (plus one
-                                     # statement being cancelled): after that its key is free.
-                                     lease=settings.request_timeout + settings.db_command_timeout)
+                                     ttl=settings.idempotency_ttl_seconds, wait=wait, lease=lease)
     if stored is not None:
         await app[keys.LIMITER].refund(req.request)
         return _replayed(stored)
     # The first request runs to its end even if the caller stops waiting (the request deadline,
-    # a client gone): a checkout cancelled between its commit and `complete` would otherwise give
-    # its key up, and a retry would find the cart already emptied instead of the order it made.
-    slot = None
-    if stores_response:
-        def render(result: Any) -> tuple[int, bytes]:
-            response = _render(result, status)
-            assert isinstance(response.body, bytes)
-            return response.status, response.body
-        slot = idempotency.ResponseSlot(principal.tenant_id, principal.scope, key, render)
-        work: Callable[[], Awaitable[Any]] = lambda: compute(slot)  # noqa: E731
-    else:
-        work = compute
-    task = asyncio.ensure_future(_run_once(work, status, db, principal.tenant_id, principal.scope, key, slot))
+    # a client gone): a request cancelled between its commit and `complete` would otherwise give
+    # its key up, and a retry would run it again.
+    task = asyncio.ensure_future(_run_once(compute, status, db, principal.tenant_id, principal.scope, key))
     task.add_done_callback(_consume_exception)
     return await asyncio.shield(task)
 
 
-async def _run_once(compute: Callable[[], Awaitable[Any]], status: int, db: Any,
-                    tenant_id: Any, scope: str, key: str, slot: idempotency.ResponseSlot | None) -> web.Response:
+async def _own(req: Req, compute: Callable[..., Awaitable[Any]], owner: idempotency.ResponseKey, status: int,
+               wait: float) -> web.Response:
+    """The owner claims the key in its own statement (issue 14). It succeeded: its answer is
+    stored. It failed: maybe because the key's first request answered already (a retry finds
+    the cart emptied, or the statement found the key's row) or holds the key, so the key's row
+    decides - its answer replayed, IDEMPOTENCY_KEY_REUSED for another request's key, CONFLICT
+    while still in progress - and only a key nobody holds lets this request's own error stand."""
     try:
-        result = await compute()
-        if slot is not None and slot.stored is not None:
-            # Rendered by the slot and stored with the effect, in one transaction: those bytes.
-            return web.Response(body=slot.stored.body, status=slot.stored.status, content_type="application/json")
-        response = _render(result, status)
+        return _render(await compute(owner), status)
+    except Exception as error:
+        try:
+            stored = await idempotency.answer(req.app[keys.DB], owner.tenant_id, owner.scope, owner.key,
+                                              owner.digest, wait=wait)
+        except DomainError:
+            raise
+        except Exception:  # noqa: BLE001 - the key's row could not be read: the request's own error stands
+            raise error from None
+        if stored is None:
+            raise
+        await req.app[keys.LIMITER].refund(req.request)
+        return _replayed(stored)
+
+
+async def _run_once(compute: Callable[[], Awaitable[Any]], status: int, db: Any,
+                    tenant_id: Any, scope: str, key: str) -> web.Response:
+    try:
+        response = _render(await compute(), status)
     except BaseException:
         await idempotency.abandon(db, tenant_id, scope, key)
         raise
@@ -103,7 +131,12 @@ def _digest(request: web.Request, body: Any) -> bytes:
 
 
 def _replayed(stored: idempotency.StoredResponse) -> web.Response:
-    return web.Response(body=stored.body, status=stored.status, content_type="application/json",
+    body = stored.body
+    if stored.record is not None:  # the engine's record: rendered as its first answer was
+        rendered = _render(_RECORDS[stored.kind or ""](stored.record), stored.status)
+        assert isinstance(rendered.body, bytes)
+        body = rendered.body
+    return web.Response(body=body, status=stored.status, content_type="application/json",
                         headers={REPLAYED_HEADER: "true"})
 
 

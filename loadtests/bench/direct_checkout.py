@@ -4,14 +4,14 @@
 engine/checkout.py + engine/stock.py (+ engine/idempotency.py, as the benchmark's clients send
 an Idempotency-Key) run for `POST /cart/checkout`, in the same transactions and the same
 order, and nothing else (no HTTP, auth, actors, rate limits):
-0. the Idempotency-Key claimed (engine.idempotency.claim: one statement);
 1. one read, no transaction: the cart, its lines, the buyer, the addresses and the method
    (engine.checkout's own query), then the engine's pricing (`_plan`, pure Python here);
 2. reservation: one statement per stock row in id order, a batch of one (engine.stock's own
    `reserve_stock` call, as the product actor sends it);
 3. the order statement (engine.checkout `_write`: holds consumed, cart version checked and
-   bumped, order numbered, order, items, history, expiry job, cart emptied, and the response
-   stored under the key), or the holds given back when a row fell short.
+   bumped, order numbered, order, items, history, expiry job, cart emptied, and the
+   Idempotency-Key claimed with the response stored under it), or the holds given back when a
+   row fell short.
 It calls the engine's functions and statements themselves, private ones included, so the
 ceiling follows the engine when its SQL changes. Returns "ok", "empty" (cart had no lines or
 was checked out meanwhile) or "short" (a stock row could not cover the line).
@@ -42,12 +42,6 @@ async def init_connection(conn: asyncpg.Connection) -> None:
     """JSON codecs as the engine's pool has them (jsonb columns take dicts)."""
     for typ in ("json", "jsonb"):
         await conn.set_type_codec(typ, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
-
-
-def _render(placed: checkout.PlacedOrder) -> tuple[int, bytes]:
-    # What the engine stores under the key: its checkout response, about this size.
-    return 201, json.dumps({"success": True, "data": {"orderId": str(placed.order_id),
-                                                      "orderNumber": placed.order_number, "pad": "x" * 1000}}).encode()
 
 
 class _OneConnection:
@@ -85,18 +79,16 @@ class _Transaction:
 async def direct_checkout(conn: asyncpg.Connection, tenant: uuid.UUID, user: uuid.UUID, address_id: uuid.UUID,
                           method_id: uuid.UUID) -> str:
     """One buyer's cart checked out with the engine's statements (see the module docstring)."""
-    db, scope, key = _OneConnection(conn), f"user:{user}", uuid.uuid4().hex
-    await idempotency.claim(db, tenant, scope, key,  # type: ignore[arg-type]
-                            idempotency.request_hash("POST", "/api/v1/cart/checkout", key), ttl=86_400, wait=10.0)
-    slot = idempotency.ResponseSlot(tenant, scope, key, _render)
-    outcome = await _checkout(conn, tenant, user, address_id, method_id, slot)
-    if outcome != OK:
-        await idempotency.abandon(db, tenant, scope, key)  # type: ignore[arg-type]
-    return outcome
+    scope, key = f"user:{user}", uuid.uuid4().hex
+    # The key is claimed by the order statement itself, as checkout's own (no claim before it).
+    owner = idempotency.ResponseKey(tenant, scope, key, 201,
+                                    idempotency.request_hash("POST", "/api/v1/cart/checkout", key),
+                                    ttl=86_400.0, lease=120.0)
+    return await _checkout(conn, tenant, user, address_id, method_id, owner)
 
 
 async def _checkout(conn: asyncpg.Connection, tenant: uuid.UUID, user: uuid.UUID, address_id: uuid.UUID,
-                    method_id: uuid.UUID, slot: idempotency.ResponseSlot) -> str:
+                    method_id: uuid.UUID, owner: idempotency.ResponseKey) -> str:
     request = checkout.OrderRequest(shipping_address_id=address_id, shipping_method_id=method_id,
                                     payment_method="CARD")
     now = dt.datetime.now(dt.UTC)
@@ -123,7 +115,7 @@ async def _checkout(conn: asyncpg.Connection, tenant: uuid.UUID, user: uuid.UUID
         try:
             await checkout._write(conn, _SETTINGS, tenant_id=tenant, user_id=user, plan=plan, request=request,
                                   cart=cart, actor=f"user:{user}", now=now,
-                                  reservation=Reservation(dict(wanted), tuple(holds)), respond=slot)
+                                  reservation=Reservation(dict(wanted), tuple(holds)), respond=owner)
             return OK
         except (CartEmpty, Conflict):
             outcome = EMPTY

@@ -14,6 +14,7 @@ from engine import order_writer
 from engine import stock as engine_stock
 from engine.checkout import OrderRequest, checkout
 from engine.domain.errors import Conflict, InvalidCoupon
+from engine.idempotency import KeyTaken, ResponseKey, request_hash
 from engine.stock import StockService
 from tests.integration.conftest_cart import make_coupon
 from tests.integration.conftest_orders import make_buyer, make_product, make_shipping_method, stock_of
@@ -154,3 +155,67 @@ async def test_single_mode_writes_each_order_alone(tenant, db, database, base_se
     assert groups == [1, 1, 1]  # no writer actor: the order statement is called directly, one order each
     assert await db.fetchval("SELECT count(*) FROM orders WHERE tenant_id = $1", tenant.id) == 3
     await service.shutdown(1)
+
+
+def _key(tenant, buyer, name: str) -> ResponseKey:
+    return ResponseKey(tenant.id, f"user:{buyer.user.id}", name, 201, request_hash(name), ttl=3600.0, lease=60.0)
+
+
+async def _keyed_check_out(database, stock, settings, tenant, buyers, requests, keys):
+    now = dt.datetime.now(dt.timezone.utc)
+    return await asyncio.gather(*(
+        checkout(database, stock, settings, tenant_id=tenant.id, user_id=b.user.id, request=r,
+                 actor=f"user:{b.user.id}", now=now, respond=k) for b, r, k in zip(buyers, requests, keys)),
+        return_exceptions=True)
+
+
+async def test_a_key_held_by_another_process_fails_its_order_alone(tenant, db, database, stock, base_settings, groups):
+    """The order statement claims each order's Idempotency-Key itself (issue 14): a key another
+    process holds (its row already there) fails that order alone, writes nothing of it and gives
+    its units back; the others are written, each with its answer stored as a record."""
+    pid = await make_product(db, tenant.id, price="100", stock=20)
+    buyers, requests = await _buyers(tenant, db, pid, 3)
+    keys = [_key(tenant, b, f"group-key-{i}") for i, b in enumerate(buyers)]
+    held = keys[1]
+
+    async def other_process_claims():  # between the reservation and the order statement
+        await db.execute("INSERT INTO idempotency_keys (tenant_id, scope, key, request_hash, expires_at)"
+                         " VALUES ($1, $2, $3, $4, now() + interval '1 hour')",
+                         held.tenant_id, held.scope, held.key, held.digest)
+
+    stock.size = 3
+    stock.hook = other_process_claims
+    results = await _keyed_check_out(database, stock, base_settings, tenant, buyers, requests, keys)
+    assert isinstance(results[1], KeyTaken), results
+    assert not isinstance(results[0], BaseException) and not isinstance(results[2], BaseException), results
+    assert groups == [3]
+    assert await db.fetchval("SELECT count(*) FROM orders WHERE user_id = $1", buyers[1].user.id) == 0
+    assert await stock_of(db, pid) == {"on_hand": 20, "available": 16, "reserved": 4, "sold": 0}
+    assert await db.fetchval("SELECT count(*) FROM stock_holds WHERE tenant_id = $1", tenant.id) == 0
+    rows = {r["key"]: r for r in await db.fetch(
+        "SELECT key, response_status, response_record->>'order_number' AS number FROM idempotency_keys"
+        " WHERE tenant_id = $1", tenant.id)}
+    assert rows[held.key]["response_status"] is None          # the other process's row, untouched
+    for i in (0, 2):
+        assert (rows[keys[i].key]["response_status"], rows[keys[i].key]["number"]) == (201, results[i].order_number)
+
+
+async def test_an_order_that_fails_a_check_gives_its_claimed_key_up(tenant, db, database, stock, base_settings,
+                                                                    groups):
+    """The key claimed by the statement goes back when that order's own check fails (here its cart
+    changed), in the same call: a corrected retry with the key runs again."""
+    pid = await make_product(db, tenant.id, price="100", stock=20)
+    buyers, requests = await _buyers(tenant, db, pid, 2)
+    keys = [_key(tenant, b, f"fails-{i}") for i, b in enumerate(buyers)]
+    victim = buyers[0]
+    line = await db.fetchval("SELECT ci.id FROM cart_items ci JOIN carts c ON c.id = ci.cart_id WHERE c.user_id = $1",
+                             victim.user.id)
+    stock.size = 2
+    stock.hook = lambda: cart_store.update_item(database, tenant.id, victim.user.id, line, quantity=3,
+                                                max_item_quantity=base_settings.max_item_quantity)
+    results = await _keyed_check_out(database, stock, base_settings, tenant, buyers, requests, keys)
+    assert isinstance(results[0], Conflict) and not isinstance(results[0], KeyTaken), results
+    assert not isinstance(results[1], BaseException), results
+    assert groups == [2]
+    assert await db.fetchval("SELECT count(*) FROM idempotency_keys WHERE key = $1", keys[0].key) == 0
+    assert await db.fetchval("SELECT response_status FROM idempotency_keys WHERE key = $1", keys[1].key) == 201

@@ -21,9 +21,9 @@ from engine import orders as engine_orders
 from engine import refunds, tracking
 from engine.carrier import carrier_for
 from engine.clock import utc_now
-from engine.checkout import ItemRequest, OrderRequest, PlacedOrder
+from engine.checkout import PLACED_ORDER, ItemRequest, OrderRequest, PlacedOrder, placed_from_record
 from engine.domain.errors import Forbidden, RefundFailed, ValidationError
-from engine.idempotency import ResponseSlot
+from engine.idempotency import ResponseKey
 from engine.domain.address import PostalAddress
 from engine.domain.money import to_api
 from engine.domain.order_status import OrderStatus, can_cancel, can_refund, parse_status
@@ -31,6 +31,7 @@ from web import keys
 from web.api import REQUIRED, Reply, Req, RouteTable
 from web.envelope import Pagination
 from web.idempotency import idempotent
+from web.idempotency import records as idempotent_records
 from web.resources import PROVIDER, STOCK, USER_ACTORS
 
 routes = RouteTable()
@@ -254,20 +255,24 @@ class CancelResponse(msgspec.Struct, rename="camel"):
 # ----------------------------------------------------------------------------- rendering
 
 def _placed(p: PlacedOrder) -> CheckoutResponse:
-    q = p.quote
     # The storefront types expiresAt as a string. A balance payment is settled inside the
     # checkout, so its payment window closed when it was issued: that instant (docs/DECISIONS.md).
-    expires_at = p.expires_at if p.expires_at is not None else utc_now()
-    payment = Payment(method=p.payment_method, amount=to_api(q.total), currency=p.currency, expires_at=expires_at)
+    expires_at = p.expires_at if p.expires_at is not None else p.issued_at
+    payment = Payment(method=p.payment_method, amount=to_api(p.total), currency=p.currency, expires_at=expires_at)
     if p.payment_url is not None:
         payment.payment_url = p.payment_url
-    if p.bank_details is not None:
-        payment.bank_details = BankDetails(**{_snake(k): v for k, v in p.bank_details.items()})
+    bank = p.bank_details
+    if bank is not None:
+        payment.bank_details = BankDetails(**{_snake(k): v for k, v in bank.items()})
     return CheckoutResponse(
         order_id=str(p.order_id), order_number=p.order_number, status=p.status, payment=payment,
-        summary=Summary(subtotal=to_api(q.subtotal), discount=to_api(q.discount), shipping=to_api(q.shipping or 0),
-                        tax=to_api(q.tax), total=to_api(q.total)),
+        summary=Summary(subtotal=to_api(p.subtotal), discount=to_api(p.discount), shipping=to_api(p.shipping),
+                        tax=to_api(p.tax), total=to_api(p.total)),
         estimated_delivery=p.estimated_delivery.isoformat() if p.estimated_delivery else None)
+
+
+# Checkout's answer stored under an Idempotency-Key is the engine's record; replays render it so.
+idempotent_records(PLACED_ORDER, lambda record: _placed(placed_from_record(record)))
 
 
 def _snake(name: str) -> str:
@@ -301,11 +306,11 @@ async def checkout(req: Req) -> web.StreamResponse:
     app = req.app
     request = _order_request(req.body)
 
-    async def run(slot: ResponseSlot | None) -> CheckoutResponse:
+    async def run(owner: ResponseKey | None) -> CheckoutResponse:
         placed = await app[USER_ACTORS].run(user_id, lambda: engine_checkout.checkout(
             app[keys.DB], app[STOCK], app[keys.SETTINGS], tenant_id=req.tenant_id, user_id=user_id,
             request=request, actor=req.principal.scope, now=utc_now(),
-            respond=None if slot is None else slot.converting(_placed)), timeout=_checkout_timeout(app))
+            respond=owner), timeout=_checkout_timeout(app))
         return _placed(placed)
 
     return await idempotent(req, run, status=201, stores_response=True)
@@ -332,11 +337,11 @@ async def create_order(req: Req) -> web.StreamResponse:
     request = _order_request(body)
     items = [ItemRequest(product_id=i.product_id, quantity=i.quantity, variant_id=i.variant_id) for i in body.items]
 
-    async def run(slot: ResponseSlot | None) -> CheckoutResponse:
+    async def run(owner: ResponseKey | None) -> CheckoutResponse:
         placed = await app[USER_ACTORS].run(user_id, lambda: engine_checkout.place_order(
             app[keys.DB], app[STOCK], app[keys.SETTINGS], tenant_id=req.tenant_id, user_id=user_id,
             items=items, request=request, actor=principal.scope, now=utc_now(),
-            respond=None if slot is None else slot.converting(_placed),
+            respond=owner,
             limit_unpaid=user_id == principal.user_id), timeout=_checkout_timeout(app))
         return _placed(placed)
 
